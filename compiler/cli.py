@@ -47,7 +47,10 @@ def _available() -> dict[str, tuple[str, str]]:
     return {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just that command's module is imported (``main`` passes the
+    command being run, so ``quantgate validate`` never imports what ``run`` needs, and one broken
+    command cannot take the others down)."""
     parser = argparse.ArgumentParser(
         prog="quantgate",
         description="A declarative GitOps compiler for model quantization: manifest -> plan -> plays -> lock.",
@@ -59,12 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in _available().items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(command)
+        if only is None or name == only:
+            importlib.import_module(module_name).add_arguments(command)
     return parser
 
 
+def _chosen(argv: Sequence[str] | None) -> str:
+    """The command named on the command line ('' for none): the first argument not an option."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(only=_chosen(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version exit 0, bad arguments exit 2

@@ -30,6 +30,7 @@ class Problem:
     col: int | None = None  # 1-based
     key_path: str | None = None
     source_line: str | None = None
+    severity: str = "error"  # error | warning (warnings never change the exit code)
 
     def headline(self) -> str:
         where = self.path
@@ -38,7 +39,8 @@ class Problem:
             if self.col is not None:
                 where += f":{self.col}"
         key = f" {self.key_path}:" if self.key_path else ""
-        return f"{where}:{key} {self.message}"
+        level = " warning:" if self.severity == "warning" else ""
+        return f"{where}:{level}{key} {self.message}"
 
     def render(self) -> str:
         text = self.headline()
@@ -47,6 +49,27 @@ class Problem:
             if self.col is not None:
                 text += "\n    " + " " * (self.col - 1) + "^"
         return text
+
+    def github(self) -> str:
+        """The problem as a GitHub Actions workflow command (``::error file=..,line=..,col=..::msg``),
+        escaped per the workflow-command rules so manifest text cannot end or forge the command."""
+        props = [f"file={_escape_property(self.path)}"]
+        if self.line is not None:
+            props.append(f"line={self.line}")
+            if self.col is not None:
+                props.append(f"col={self.col}")
+        props.append("title=" + _escape_property(f"quantgate: {self.key_path}" if self.key_path else "quantgate"))
+        message = f"{self.key_path}: {self.message}" if self.key_path else self.message
+        return f"::{self.severity} {','.join(props)}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    # Order matters: '%' first, or the escapes themselves would be escaped again.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 class QuantgateError(Exception):
@@ -89,3 +112,25 @@ class Conflict(QuantgateError):
     """Exit 4: git or lock conflict."""
 
     exit_code = ExitCode.CONFLICT
+
+
+class FieldErrors(ValueError):
+    """Raised inside a pydantic validator to report problems at keys *below* the validated model,
+    several at once: ``FieldErrors(("revision", "needs a sha"), (("owners", "on_call"), "needs ..."))``.
+
+    ``compiler.locate`` appends each ``at`` to pydantic's location, so the message lands on the key
+    that is wrong, not on the mapping that holds it: on its value, or on the key itself when ``at``
+    ends with ``FieldErrors.KEY`` (an unknown name is the key's fault, not the value's).
+    """
+
+    KEY = "<key>"
+
+    def __init__(self, *items: tuple[str | tuple[str | int, ...], str]):
+        self.items = [(_at(at), message) for at, message in items]
+        super().__init__("; ".join(f"{'.'.join(map(str, at))}: {message}" for at, message in self.items))
+
+
+def _at(at: str | tuple[str | int, ...]) -> tuple[str | int, ...]:
+    if isinstance(at, str):
+        return tuple(at.split(".")) if at else ()
+    return tuple(at)

@@ -6,7 +6,7 @@ Absent file: every default below. Unknown keys are errors, like in manifests.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -21,16 +21,39 @@ class RunnerLabels(_Strict):
 
 
 class Monitoring(_Strict):
-    """Metric names and label selectors the rollback rules query (play 8).
+    """Metric queries and labels the rollback rules use (play 8); see docs/monitoring.md.
 
-    ``{selector}`` in a query is replaced by ``selector`` with ``{name}`` filled with the manifest name.
+    Placeholders (Python ``string.Template``, so PromQL braces need no escaping): ``$selector`` in a
+    query is replaced by ``selector`` after ``$name`` in it became the manifest name. ``lock_url``
+    takes ``$repository_url``, ``$lock_path`` and ``$name``. Each query must return the live value in
+    the unit of its rollback rule: quality in the manifest's metric, errors as a 0..1 ratio, latency
+    in milliseconds.
     """
 
-    selector: str = 'model="{name}"'
-    quality_metric: str = "quantgate_model_quality"
-    error_ratio_expr: str = "sum(rate(quantgate_requests_failed_total{{{selector}}}[5m])) / sum(rate(quantgate_requests_total{{{selector}}}[5m]))"
-    latency_p95_expr: str = "histogram_quantile(0.95, sum by (le) (rate(quantgate_request_duration_seconds_bucket{{{selector}}}[5m]))) * 1000"
-    lock_url: str = "{repository_url}/blob/main/{lock_path}"
+    selector: str = 'model="$name"'
+    quality_expr: str = "quantgate_model_quality{$selector}"
+    error_ratio_expr: str = (
+        "sum(rate(quantgate_requests_failed_total{$selector}[5m]))"
+        " / sum(rate(quantgate_requests_total{$selector}[5m]))"
+    )
+    latency_p95_ms_expr: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(quantgate_request_duration_seconds_bucket{$selector}[5m]))) * 1000"
+    )
+    severity: str = Field("page", description="The severity label every rollback alert carries.")
+    repository_url: str | None = Field(
+        None, description="Web URL of the repository (https://github.com/org/repo) for lock links; unset: repo-relative paths."
+    )
+    lock_url: str = "$repository_url/blob/main/$lock_path"
+    monitor_step: str = Field("1m", description="Resolution of the subquery `quantgate monitor` uses to check a rule held for its `for:`.")
+
+    @field_validator("monitor_step")
+    @classmethod
+    def _step(cls, v: str) -> str:
+        from compiler.quantities import parse_duration
+
+        if parse_duration(v) <= 0:
+            raise ValueError("must be a positive duration like '1m' or '30s'")
+        return v
 
 
 class RepoConfig(_Strict):

@@ -1,0 +1,183 @@
+"""The pipeline, stage by stage, in a few dozen lines: load -> validate -> plan -> run -> lock -> render.
+
+Each function here wires modules together and has no logic of its own; the CLI commands call these.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.discover import find_repo_root, manifest_paths
+from compiler.errors import InvalidInput, Problem
+from compiler.load import LoadedManifest, load_manifest, load_repo_config
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found: the manifests that loaded and every problem (errors and warnings)."""
+
+    loaded: list[LoadedManifest] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[Path] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def load(path: Path, root: Path | None = None) -> LoadedManifest:
+    """Parse and validate one manifest on its own (no repository checks); ``InvalidInput`` if bad."""
+    return load_manifest(Path(path), root)
+
+
+def validate(paths: list[Path] | None = None, root: Path | None = None) -> Validation:
+    """Validate ``paths`` (default: every manifest under ``root/manifests``), file and repository
+    checks, collecting every problem of every file instead of stopping at the first bad file."""
+    from compiler.validate import forget_paths, manifest_names, repo_problems
+
+    forget_paths()
+    root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
+    paths = [Path(p) for p in paths] if paths else manifest_paths(root)
+    result = Validation(checked=paths)
+    try:
+        config = load_repo_config(root)
+    except InvalidInput as exc:
+        result.problems.extend(exc.problems)
+        config = None
+    for path in paths:
+        try:
+            result.loaded.append(load_manifest(path, root))
+        except InvalidInput as exc:
+            result.problems.extend(exc.problems)
+    if config is not None and result.loaded:
+        known = {m.path: m.manifest.metadata.name for m in result.loaded}
+        names = manifest_names(sorted(set(manifest_paths(root)) | set(known)), known)
+        for loaded in result.loaded:
+            result.problems.extend(repo_problems(loaded, config, names))
+    return result
+
+
+def load_checked(path: Path, root: Path | None = None) -> LoadedManifest:
+    """One manifest that passed every check (file and repository); ``InvalidInput`` otherwise.
+    Warnings (a model directory not materialised yet) do not stop it: the runner reports those."""
+    path = Path(path)
+    root = Path(root) if root is not None else find_repo_root(path)
+    result = validate([path], root)
+    if result.errors:
+        raise InvalidInput(result.errors)
+    return result.loaded[0]
+
+
+def write_schemas(root: Path, check: bool = False) -> list[Path]:
+    """Regenerate the JSON Schemas under ``root/schemas`` and the manifest reference
+    (``docs/manifest.md``); the files that changed (or, with ``check``, the stale ones: nothing is
+    written)."""
+    from compiler.schemas import write_schemas as _write
+
+    return _write(Path(root), check=check)
+
+
+# ------------------------------------------------------------- plan, run, verify, report (plays 1-8)
+
+
+def plan(path: Path, root: Path | None = None):
+    """The plan for one manifest (``compiler.plan.Plan``): which plays run, why, their cache keys.
+    Loads no model; refuses a plan no installed backend can execute."""
+    from compiler.discover import lock_path
+    from compiler.journal import Journal
+    from compiler.lockfile import read_lock
+    from compiler.plan import make_plan
+
+    loaded = load_checked(path, root)
+    return make_plan(loaded, read_lock(lock_path(loaded.path)), Journal(loaded.root, loaded.manifest.metadata.name))
+
+
+@dataclass
+class RunResult:
+    """What ``run`` did: the plan, the funnel's outcome, the lock (as written) and what changed."""
+
+    plan: object
+    outcome: object
+    lock: dict
+    lock_path: Path
+    lock_written: bool
+    report_written: list[Path]
+
+
+def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: float = 5.0) -> RunResult:
+    """Plan, execute through ``runner`` (default: ``runners.local.LocalRunner``), lock, report.
+
+    One run per manifest at a time (``Conflict`` after ``wait_s``); resumable from the journal."""
+    from compiler.discover import lock_path, report_dir
+    from compiler.execute import execute
+    from compiler.journal import Journal, run_guard
+    from compiler.lockfile import build_lock, read_lock, write_lock
+    from compiler.plan import make_plan, manifest_sections
+
+    loaded = load_checked(path, root)
+    name = loaded.manifest.metadata.name
+    with run_guard(loaded.root, name, wait_s=wait_s):
+        target = lock_path(loaded.path)
+        previous = read_lock(target)
+        journal = Journal(loaded.root, name)
+        the_plan = make_plan(loaded, previous, journal)
+        if runner is None:
+            from runners.local import LocalRunner
+
+            runner = LocalRunner()
+        outcome = execute(the_plan, loaded.root, runner, journal, previous, events)
+        written = write_lock(target, build_lock(the_plan, outcome, previous, manifest_sections(loaded)))
+        lock = read_lock(target)
+        # The report is a pure function of the lock: an unchanged lock with its report in place
+        # needs no re-render (matplotlib is the slow part of a no-op run); `quantgate report` forces it.
+        report_file = report_dir(loaded.root, name) / "report.md"
+        reports = write_report(loaded.root, lock) if written or not report_file.is_file() else []
+        if outcome.verdict == "locked":
+            from compiler.rules import write_rules
+            from compiler.serving import write_serving
+
+            write_rules(loaded.path, loaded.root)
+            write_serving(loaded.path, lock)
+    return RunResult(the_plan, outcome, lock, target, written, reports)
+
+
+def write_report(root: Path, lock: dict) -> list[Path]:
+    """Render ``reports/<name>/report.md`` (+ PNG plots) from a lock; the files that changed."""
+    from compiler.discover import report_dir
+    from compiler.lockfile import write_if_changed
+    from compiler.plots import write_plots
+    from compiler.render import render_report_markdown
+
+    folder = report_dir(Path(root), lock["name"])
+    plots, changed = write_plots(folder, lock)
+    report = folder / "report.md"
+    if write_if_changed(report, render_report_markdown(lock, plots)):
+        changed.append(report)
+    return changed
+
+
+def report(path: Path, root: Path | None = None) -> list[Path]:
+    """Re-render the report of a locked manifest (``InvalidInput`` when it has no lock yet)."""
+    from compiler.discover import lock_path
+    from compiler.lockfile import read_lock
+
+    loaded = load_checked(path, root)
+    lock = read_lock(lock_path(loaded.path))
+    if lock is None:
+        raise InvalidInput(Problem(path=loaded.display_path, message="no lock yet: run `quantgate run` first"))
+    return write_report(loaded.root, lock)
+
+
+def verify(paths: list[Path] | None = None, root: Path | None = None) -> list:
+    """Check each manifest's lock: hashes, gate, artifact. A ``compiler.verify.Verdict`` per manifest."""
+    from compiler.verify import verify_manifest
+
+    root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
+    paths = [Path(p) for p in paths] if paths else manifest_paths(root)
+    return [verify_manifest(load_checked(p, root)) for p in paths]
