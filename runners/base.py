@@ -217,6 +217,8 @@ class ModelInfo:
     num_kv_heads: int
     head_dim: int
     quantizable_layers: tuple[str, ...]  # module names of the Linear layers a backend would quantize
+    quantizable_parameters: int = 0  # weight elements in quantizable_layers (the envelope sizes them)
+    vocab_size: int = 0  # output logits per token for causal-lm (the envelope's activation estimate)
 
 
 @dataclass(frozen=True)

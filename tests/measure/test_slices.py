@@ -1,0 +1,46 @@
+"""The hardest slice, most-degraded examples, sliding windows and macro-F1 (pure functions, no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runners.base import Example, RunnerInputError
+from runners.evaluate import most_degraded, select_hardest
+from runners.tasks import macro_f1, windows
+
+
+def test_hardest_slice_is_the_lowest_scores_ties_by_id():
+    examples = tuple(Example(id=f"line-{i}", score=s) for i, s in enumerate([0.0, -0.5, -0.5, -0.1, -0.9, 0.0, -0.2, -0.3, -0.4, -0.05]))
+    assert select_hardest(examples, 0.3) == ("line-4", "line-1", "line-2")
+    assert select_hardest(tuple(reversed(examples)), 0.3) == ("line-4", "line-1", "line-2")  # order-independent
+    assert select_hardest(examples, 0.5) == ("line-4", "line-1", "line-2", "line-8", "line-7")
+    assert len(select_hardest(examples, 0.01)) == 3  # never below three examples
+
+
+def test_most_degraded_lists_only_drops_largest_first():
+    base = (Example("a", -0.1), Example("b", -0.2), Example("c", -0.3), Example("d", -0.4))
+    cand = (Example("a", -0.5), Example("b", -0.1), Example("c", -0.7), Example("d", -0.4))
+    result = most_degraded(base, cand, k=10)
+    assert [(d.id, d.baseline, d.candidate) for d in result] == [("a", -0.1, -0.5), ("c", -0.3, -0.7)]
+    assert [d.id for d in most_degraded(base, cand, k=1)] == ["a"]
+
+
+@pytest.mark.parametrize("n,length,stride", [(10, 4, 2), (10, 4, 4), (9, 4, 3), (3, 8, 4), (1000, 128, 64), (2, 4, 2)])
+def test_windows_score_every_token_but_the_first_exactly_once(n, length, stride):
+    spans = windows(n, length, stride)
+    scored = [t for begin, end, k in spans for t in range(end - k, end)]
+    assert scored == list(range(1, n))
+    assert all(end - begin <= length and k <= end - begin - (1 if begin == 0 else 0) for begin, end, k in spans)
+
+
+def test_stride_longer_than_the_window_is_refused():
+    with pytest.raises(RunnerInputError, match="stride"):
+        windows(100, 8, 16)
+
+
+def test_macro_f1_matches_a_hand_computation():
+    gold = np.array([0, 0, 1, 1, 2])
+    pred = np.array([0, 1, 1, 1, 0])
+    # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 fp0 fn1 -> 0
+    assert macro_f1(pred, gold) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
