@@ -1,0 +1,183 @@
+"""Play 3, post-training quantization: build the artifact, reload it in a fresh process, judge that.
+
+``run_ptq`` is one ``Quantizer.build``: the model loads once, the manifest's calibration set is
+sampled deterministically (``seed``; the count and the file's sha256 are recorded), the
+``protected_layers`` globs resolve to exact module names (a glob matching nothing is a
+``RunnerInputError`` naming close module names), the backend builds the candidate, the artifact is
+written content-addressed (``runners.artifacts``), then ``runners.reload`` evaluates it in a fresh
+process on the baseline's hardest slice and measures its latency. Mixed precision and QAT reuse the
+same ``Quantizer``.
+
+Calibration: weight-only and dynamic-activation modes need no activation statistics, so the drawn
+samples are recorded but unused by the backend (``config.calibration_used: false``); mixed precision
+uses them for its sensitivity proxy and QAT distils on them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.base import (
+    Artifact, BaselineResult, CandidateResult, EnvelopeSpec, EvalSpec, ModelSpec, Progress, QuantSpec, Quality, RunnerInputError,
+    no_progress,
+)
+from runners.registry import BACKENDS
+
+
+@dataclass(frozen=True)
+class Calibration:
+    texts: tuple[str, ...]
+    samples: int  # records drawn
+    sha256: str  # of the calibration file
+    seed: int
+
+
+def draw_calibration(quant: QuantSpec, task: str) -> Calibration:
+    """``quant.samples`` records drawn without replacement with ``random.Random(seed)``, in file order."""
+    from runners.datasets import file_sha256, read_examples
+
+    records = read_examples(quant.calibration, task)
+    if not records:
+        raise RunnerInputError("quantization.calibration: the calibration set has no examples", quant.calibration.path)
+    chosen = sorted(random.Random(quant.seed).sample(range(len(records)), min(quant.samples, len(records))))
+    texts = tuple(t for i in chosen for t in records[i].texts if t)
+    return Calibration(texts=texts, samples=len(chosen), sha256=file_sha256(quant.calibration.path), seed=quant.seed)
+
+
+def resolve_protected(globs: tuple[str, ...], layers: tuple[str, ...]) -> tuple[str, ...]:
+    """Exact module names matched by ``globs`` (fnmatch), in module order; every glob must match."""
+    for glob in globs:
+        if not fnmatch.filter(layers, glob):
+            close = difflib.get_close_matches(glob, layers, n=3, cutoff=0.5) or list(layers[:3])
+            raise RunnerInputError(f"quantization.protected_layers: {glob!r} matches none of the {len(layers)} quantizable "
+                                   f"layers (close: {', '.join(close)})")
+    return tuple(name for name in layers if any(fnmatch.fnmatchcase(name, g) for g in globs))
+
+
+class Quantizer:
+    """One model loaded, one backend prepared; builds candidates for any set of protected layers."""
+
+    def __init__(self, model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: EnvelopeSpec,
+                 baseline: BaselineResult, artifact_root: str, progress: Progress = no_progress,
+                 timing: dict[str, Any] | None = None, loaded: Any = None):
+        from runners import backends
+        from runners.models import load_model
+
+        if quant.backend not in BACKENDS:
+            raise RunnerInputError(f"quantization.backend: {quant.backend!r} is not a registered backend (known: {', '.join(BACKENDS)})")
+        self.spec, self.quant, self.evaluation, self.envelope = model, quant, evaluation, envelope
+        self.baseline, self.artifact_root, self.progress, self.timing = baseline, artifact_root, progress, timing or {}
+        self.backend = backends.load(quant.backend)
+        self.backend.check(self.plan(()))  # refuse what the backend cannot build before loading anything
+        self.calibration = draw_calibration(quant, model.task)  # bad calibration data fails before the load
+        progress(0, 0, "load model")
+        self.loaded = loaded or load_model(model, "cpu")
+        self.layers = tuple(self.loaded.info.quantizable_layers)
+        self.protected = resolve_protected(tuple(quant.protected_layers), self.layers)
+        self.workdir = Path(tempfile.mkdtemp(prefix="quantgate-quantize-"))
+        self._prepared: Any = None
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Quantizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def plan(self, protected: tuple[str, ...]):
+        from runners.backends import LayerPlan
+
+        layers = getattr(self, "layers", ())
+        keep = set(protected)
+        return LayerPlan(task=self.spec.task, weights=self.quant.weights, activations=self.quant.activations,
+                         group_size=self.quant.group_size, quantized=tuple(n for n in layers if n not in keep),
+                         protected=tuple(n for n in layers if n in keep))
+
+    @property
+    def prepared(self) -> Any:
+        if self._prepared is None:
+            self.progress(0, 0, f"prepare {self.quant.backend}")
+            self._prepared = self.backend.prepare(self.loaded.model, self.loaded.tokenizer, self.spec.task, self.workdir)
+        return self._prepared
+
+    @property
+    def label2id(self) -> dict[str, int] | None:
+        if self.spec.task != "text-classification":
+            return None
+        return dict(getattr(self.loaded.model.config, "label2id", None) or {})
+
+    def quantize(self, protected: tuple[str, ...]) -> Any:
+        """A candidate in this process (``.forward``, ``.footprint_bytes()``, ``.save(dir)``)."""
+        return self.prepared.quantize(self.plan(tuple(protected)))
+
+    def evaluate_here(self, candidate: Any) -> Quality:
+        """The candidate's quality evaluated in this process (mixed precision's search steps)."""
+        from runners.evaluate import evaluate
+
+        return evaluate(candidate.forward, self.loaded.tokenizer, self.evaluation, self.baseline.hardest_ids,
+                        label2id=self.label2id).quality
+
+    def save(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None,
+             candidate: Any = None) -> tuple[Any, Artifact]:
+        """Quantize (unless ``candidate`` is given) and write the content-addressed artifact."""
+        from runners.artifacts import save_tokenizer, slug, versions, write_artifact
+        from runners.registry import version
+
+        plan = self.plan(tuple(n for n in self.layers if n in set(protected)))
+        self.progress(0, 0, f"{method}: quantize with {self.quant.backend}")
+        candidate = candidate or self.prepared.quantize(plan)
+        backend = BACKENDS[self.quant.backend]
+        libs = versions("torch", "transformers", backend.distribution,
+                        *(("onnx",) if backend.artifact_format == "onnx" else ()))
+        record = {
+            "backend": backend.name, "backend_version": version(backend.name), "versions": libs,
+            "method": method, "task": self.spec.task, "source_weights_sha256": self.baseline.weights_sha256,
+            "weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
+            "protected_layers": list(plan.protected), "quantized_layers": list(plan.quantized),
+            "calibration": {"samples": self.calibration.samples, "sha256": self.calibration.sha256, "seed": self.calibration.seed},
+            **(extra or {}),
+        }
+
+        def write(directory: Path) -> dict[str, Any]:
+            save_tokenizer(self.loaded.tokenizer, directory)
+            return candidate.save(directory)
+
+        return plan, write_artifact(self.artifact_root, slug(self.spec.source), backend.artifact_format, record, write)
+
+    def build(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None) -> CandidateResult:
+        """``save``, then reload the artifact in a fresh process and evaluate it there."""
+        from runners.artifacts import read_record
+        from runners.evaluate import most_degraded
+        from runners.reload import evaluate_in_fresh_process
+
+        plan, artifact = self.save(protected, method, extra)
+        self.progress(0, 0, f"{method}: reload and evaluate the artifact in a fresh process")
+        directory = Path(self.artifact_root).resolve().parent / artifact.path
+        reloaded = evaluate_in_fresh_process(directory, self.evaluation, self.envelope, self.baseline.hardest_ids,
+                                             self.timing, self.label2id)
+        record = read_record(directory)
+        config = {"weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
+                  "calibration_used": method in ("mixed_precision", "qat"), **record["config"]}
+        return CandidateResult(
+            method=method, backend=record["backend"], backend_version=record["backend_version"], config=config,
+            protected_layers=plan.protected, quantized_layers=len(plan.quantized),
+            calibration_samples=self.calibration.samples, calibration_sha256=self.calibration.sha256,
+            artifact=artifact, quality=reloaded.quality, performance=reloaded.performance,
+            most_degraded=most_degraded(self.baseline.examples, reloaded.examples),
+        )
+
+
+def run_ptq(model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: EnvelopeSpec, baseline: BaselineResult,
+            artifact_root: str, progress: Progress = no_progress, **timing: Any) -> CandidateResult:
+    """Play 3. ``timing`` overrides the latency protocol of the reloaded artifact (tests only)."""
+    with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing) as quantizer:
+        return quantizer.build(quantizer.protected, "ptq")
