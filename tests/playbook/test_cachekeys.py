@@ -1,0 +1,96 @@
+"""Cache keys: pinned values, and exactly the dependencies the playbook names."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import MANIFEST
+from ruamel.yaml import YAML
+
+from compiler.cachekeys import Facts, cache_keys
+
+FACTS = Facts(model_files_sha256="1" * 64, evaluation_sha256="2" * 64, calibration_sha256="3" * 64, backend="torchao")
+
+
+def manifest(text: str = MANIFEST):
+    from compiler.manifest import Manifest
+
+    return Manifest.model_validate(YAML(typ="safe", pure=True).load(io.StringIO(text)))
+
+
+def keys(text: str = MANIFEST, facts: Facts = FACTS, sha: str = "f" * 64) -> dict[str, str]:
+    return cache_keys(manifest(text), facts, sha)
+
+
+# Pinned: a change here means every journal and lock in the wild stops matching. If that is
+# intended, bump cachekeys.CACHE_VERSION and update these values in the same change.
+GOLDEN = {
+    "baseline": "40e8ba91b03cda1a53bc5c3b0f992dcb12a1a3eb394fd0fe9d822145aa8aa2a4",
+    "envelope": "04c17820d86f869f0e644c7072778321f89a4f87cab502d3e80acdcc4ce6a8e4",
+    "ptq": "1ee5a12aa4efbfb566f6716b350efea67147ab496d6db12a6a98250e88eee0bd",
+    "monitor": "c1419ca0a9addcdec2ca30a35f37aa449be22b868586aa9d981e8b924cf62f5f",
+}
+
+
+def test_pinned_keys():
+    got = keys()
+    assert {k: got[k] for k in GOLDEN} == GOLDEN
+
+
+def changed(old: str, new: str, facts: Facts = FACTS, sha: str = "f" * 64) -> set[str]:
+    before, after = keys(), keys(MANIFEST.replace(old, new), facts, sha)
+    return {p for p in before if before[p] != after[p]}
+
+
+def test_owners_change_reruns_nothing_but_the_lock_record():
+    # The manifest's hash changes (the lock records it), no play's inputs do.
+    assert changed('on_call: ["@acme/ml-oncall"]', 'on_call: ["@someone-else"]', sha="e" * 64) == {"lock"}
+    assert changed("description: Demo encoder", "description: Something else", sha="e" * 64) == {"lock"}
+
+
+def test_rollback_change_reruns_only_monitor():
+    assert changed("quality_floor: 0.78", "quality_floor: 0.70") == {"monitor"}
+
+
+def test_gate_change_keeps_baseline_envelope_and_ptq():
+    assert changed("max_drop: 0.01", "max_drop: 0.02") == {"gate", "mixed_precision", "qat", "lock"}
+
+
+def test_quantization_change_reuses_baseline():
+    assert changed("weights: int8", "weights: int4") == {"envelope", "ptq", "gate", "mixed_precision", "qat", "lock"}
+
+
+def test_new_model_content_reuses_the_envelope():
+    # The playbook's model-update rule: a new model version re-runs baseline, ptq and the gate
+    # but keeps the envelope verdict (and the calibration choice, which is manifest text).
+    other = Facts(model_files_sha256="9" * 64, evaluation_sha256=FACTS.evaluation_sha256,
+                  calibration_sha256=FACTS.calibration_sha256, backend="torchao")
+    before, after = keys(), keys(facts=other)
+    assert {p for p in before if before[p] != after[p]} == {"baseline", "ptq", "gate", "mixed_precision", "qat", "lock"}
+
+
+def test_hub_revision_change_reuses_the_envelope():
+    hub = MANIFEST.replace("source: ./models/tiny", "source: org/model\n  revision: " + "a" * 40)
+    facts = Facts(None, FACTS.evaluation_sha256, FACTS.calibration_sha256, "torchao")
+    before = keys(hub, facts)
+    after = keys(hub.replace("a" * 40, "b" * 40), facts)
+    assert before["envelope"] == after["envelope"]
+    assert before["baseline"] != after["baseline"] and before["ptq"] != after["ptq"]
+
+
+@pytest.mark.parametrize("field,expected", [
+    ("evaluation_sha256", {"baseline", "ptq", "gate", "mixed_precision", "qat", "lock"}),
+    ("calibration_sha256", {"ptq", "gate", "mixed_precision", "qat", "lock"}),
+    ("backend", {"ptq", "gate", "mixed_precision", "qat", "lock"}),
+])
+def test_data_and_backend_feed_exactly_their_plays(field, expected):
+    values = dict(FACTS.__dict__)
+    values[field] = "onnxruntime" if field == "backend" else "0" * 64
+    before, after = keys(), keys(facts=Facts(**values))
+    assert {p for p in before if before[p] != after[p]} == expected
+
+
+def test_envelope_latency_target_does_not_touch_the_baseline():
+    assert "baseline" not in changed("latency_p95_ms: 50", "latency_p95_ms: 40")
+    assert "baseline" in changed("batch_size: 8", "batch_size: 4")
