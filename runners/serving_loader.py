@@ -1,0 +1,119 @@
+"""The reference reader of the serving flag (``manifests/<name>.serving.yaml``): load whichever
+artifact is active. A real serving stack does the same three steps on start-up and whenever the file
+changes in its deployed checkout (or config map):
+
+1. read the file and take ``artifacts[active]``;
+2. for ``quantized``, check the artifact's files against their recorded sha256 (refuse on mismatch:
+   a half-synced artifact must never serve); for ``full-precision``, load ``source`` at ``revision``;
+3. swap the model in. Both artifacts stay deployed, so a rollback is this re-read, not a redeploy.
+
+``resolve`` does steps 1-2 without torch (pure, for tests and health checks); ``load_active`` adds 3
+with the model stack, imported lazily. Usage: ``python -m runners.serving_loader manifests/x.serving.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.base import RunnerError, RunnerInputError
+
+
+@dataclass(frozen=True)
+class ActiveArtifact:
+    name: str
+    active: str  # quantized | full-precision
+    location: str  # absolute directory of the quantized artifact, or the model source
+    artifact: dict  # the serving file's entry for it
+    reason: dict | None  # the rollback record when full precision serves because of one
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(serving_file: Path, root: Path | None = None, verify: bool = True) -> ActiveArtifact:
+    """Which artifact serves, where it is, and (``verify``) that a quantized artifact's files match
+    their recorded hashes. ``root``: the repository root paths are relative to (default: the parent
+    of the serving file's ``manifests/`` folder)."""
+    from ruamel.yaml import YAML
+
+    serving_file = Path(serving_file)
+    root = Path(root) if root else serving_file.resolve().parent.parent
+    try:
+        data = YAML(typ="safe", pure=True).load(serving_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunnerInputError(f"cannot read the serving file: {exc}", str(serving_file)) from exc
+    active = data.get("active") if isinstance(data, dict) else None
+    artifacts = data.get("artifacts") if isinstance(data, dict) else None
+    if active not in ("quantized", "full-precision") or not isinstance(artifacts, dict) or not artifacts.get(active):
+        raise RunnerInputError("needs active: quantized|full-precision and artifacts[active]", str(serving_file))
+    entry = artifacts[active]
+    if active == "full-precision":
+        source = entry["source"]
+        location = str((root / source).resolve()) if source.startswith("./") else source
+        return ActiveArtifact(data.get("name", ""), active, location, entry, data.get("rollback"))
+    folder = (root / entry["path"]).resolve()
+    if verify:
+        if not folder.is_dir():
+            raise RunnerError(f"{serving_file}: the active quantized artifact {entry['path']} is not deployed here")
+        for rel, expected in sorted((entry.get("files") or {}).items()):
+            path = folder / rel
+            if not path.is_file() or _file_sha256(path) != expected:
+                raise RunnerError(f"{serving_file}: {entry['path']}/{rel} does not match its recorded sha256; refusing to serve it")
+    return ActiveArtifact(data.get("name", ""), active, str(folder), entry, None)
+
+
+def load_active(serving_file: Path, task: str | None = None, root: Path | None = None, device: str = "cpu") -> Any:
+    """Resolve, verify and load the active artifact. Full precision goes through
+    ``runners.models.load_model``; a quantized ``onnx`` artifact becomes an onnxruntime session, other
+    formats go through ``runners.artifacts.load_artifact(path, format, device)``."""
+    chosen = resolve(serving_file, root)
+    entry = chosen.artifact
+    if chosen.active == "full-precision":
+        from runners.base import ModelSpec
+        from runners.models import load_model
+
+        return load_model(ModelSpec(source=chosen.location, revision=entry.get("revision"), task=task or entry["task"],
+                                    gguf_file=entry.get("gguf_file")), device)
+    if entry.get("format") == "onnx":
+        import onnxruntime
+
+        model = next(iter(sorted(Path(chosen.location).glob("*.onnx"))), None)
+        if model is None:
+            raise RunnerError(f"{chosen.location}: no .onnx file in the artifact")
+        return onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    try:
+        from runners import artifacts  # the quantizing backends' loader (torch, quanto formats)
+    except ImportError:
+        artifacts = None
+    if artifacts is not None and hasattr(artifacts, "load_artifact"):
+        return artifacts.load_artifact(chosen.location, entry.get("format"), device)
+    raise RunnerError(f"no loader for artifact format {entry.get('format')!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print which artifact serves and verify it (exit 0), or why it cannot serve (exit 3)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m runners.serving_loader manifests/<name>.serving.yaml", file=sys.stderr)
+        return 2
+    try:
+        chosen = resolve(Path(argv[0]))
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    why = f" (rolled back: {chosen.reason.get('rule')})" if chosen.reason else ""
+    print(f"{chosen.name}: serving {chosen.active} from {chosen.location}{why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
