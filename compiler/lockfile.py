@@ -190,13 +190,6 @@ def update_signoff(path: Path, signoff: dict) -> bool:
 
 # ------------------------------------------------------------------------------------ lock content
 
-#: Roles that sign when a play ran (on_call receives alerts, it does not sign).
-SIGNING_ROLES = {
-    "envelope": ("platform_lead",),
-    "gate": ("ml_engineer", "product_owner"),
-    "qat": ("engineering_manager",),
-    "lock": ("ml_engineer", "product_owner"),
-}
 ROLE_ORDER = ("ml_engineer", "platform_lead", "product_owner", "engineering_manager", "on_call")
 
 
@@ -302,8 +295,11 @@ def build_lock(plan: Any, outcome: Any, previous: dict | None, sections: dict[st
         "evaluations": {"full": sum(by_play.values()), "by_play": by_play},
         "environment": {"baseline": environment},
     }
-    required = {r for play, roles in SIGNING_ROLES.items() if plays[play]["status"] != "skipped" for r in roles}
-    missing = [r for r in ROLE_ORDER if r in required]
+    # One table decides who signs what: the sign-off module's, so the pending list in the lock is
+    # exactly what `quantgate signoff` will ask for.
+    from compiler.signoff import plays_that_ran, required_roles
+
+    missing = list(required_roles(plays_that_ran(lock, previous)))
     old = (previous or {}).get("signoff")
     if previous is not None and old and previous.get("results_sha256") == results_sha256(lock):
         lock["signoff"] = old  # same results: the recorded sign-offs still hold

@@ -231,7 +231,7 @@ class Envelope(Strict):
 
     device: Literal["cpu", "cuda"] = Field("cpu", description="cpu | cuda.")
     memory_per_device: str = Field(description="Memory budget of one device, e.g. '1GiB', '512MB'.")
-    headroom: float = Field(0.25, ge=0, lt=1, description="Share of the budget kept free for KV cache and activations.")
+    headroom: float = Field(0.25, ge=0, lt=1, description="Share of memory_per_device kept free as a safety margin beyond the estimated weights, KV cache and activations.")
     batch_size: int = Field(1, gt=0, description="Serving batch size (also used for evaluation and latency).")
     sequence_length: int = Field(128, gt=0, description="Tokens per input (truncation length; window length for format text).")
     latency_p95_ms: float | None = Field(None, gt=0, description="Latency target per batch at p95, in milliseconds; none: not checked.")

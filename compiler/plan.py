@@ -132,11 +132,11 @@ def resolve_backend(loaded: Any) -> str:
 
     m = loaded.manifest
     q = m.quantization
-    methods = ("ptq", "mixed_precision") if m.mixed_precision.enabled else ("ptq",)
-    name = resolve(q.backend, m.envelope.device, q.weights, q.activations, m.model.task, methods)
+    methods = ("ptq",) + (("mixed_precision",) if m.mixed_precision.enabled else ()) + (("qat",) if m.qat.enabled else ())
+    name = resolve(q.backend, m.envelope.device, q.weights, q.activations, m.model.task, methods, group_size=q.group_size)
     if name is not None:
         return name
-    would = capable(m.envelope.device, q.weights, q.activations, m.model.task, "ptq", installed_only=False)
+    would = capable(m.envelope.device, q.weights, q.activations, m.model.task, "ptq", installed_only=False, group_size=q.group_size)
     installed = [b for b in would if BACKENDS[b].installed()]
     if q.backend != "auto" and q.backend in BACKENDS and not BACKENDS[q.backend].installed():
         detail = f"backend {q.backend!r} is not installed (needs {', '.join(BACKENDS[q.backend].requires)})"

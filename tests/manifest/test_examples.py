@@ -52,8 +52,8 @@ def test_example_choices():
     by_name = {p.stem: load_manifest(p).manifest for p in EXAMPLES}
     int4 = by_name["minilm-stsb-int4"]
     assert (int4.quantization.weights, int4.quantization.group_size, int4.quantization.backend) == ("int4", 32, "torchao")
-    assert (int4.gate.max_drop, int4.gate.hardest_max_drop, int4.gate.close_margin) == (0.01, 0.03, 0.05)
-    assert int4.mixed_precision.enabled and int4.mixed_precision.max_protected_fraction == 0.5
+    assert (int4.gate.max_drop, int4.gate.hardest_max_drop, int4.gate.close_margin) == (0.0008, 0.03, 0.01)
+    assert int4.mixed_precision.enabled and int4.mixed_precision.max_protected_fraction == 0.06
     smol = by_name["smollm2-wikitext"]
     assert smol.model.task == "causal-lm" and smol.model.gguf_file.endswith(".gguf")
     assert (smol.evaluation.dataset.format, smol.evaluation.metric, smol.gate.relative) == ("text", "perplexity", True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import MANIFEST
+from playbook_support import MANIFEST
 from ruamel.yaml import YAML
 
 from compiler.cachekeys import Facts, cache_keys

@@ -46,7 +46,7 @@ def reference(tmp_path_factory, repo):
 
     other = tmp_path_factory.mktemp("reference")
     shutil.copytree(repo.root, other, dirs_exist_ok=True)
-    from conftest import Repo
+    from playbook_support import Repo
 
     ref = Repo(other)
     proc = start(ref, CLOSE)
