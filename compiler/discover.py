@@ -56,5 +56,5 @@ def report_dir(root: Path, name: str) -> Path:
 
 
 def artifact_root(root: Path) -> Path:
-    """Content-addressed artifacts: ``artifacts/<name>/<sha256>/`` (git-ignored by default)."""
+    """Content-addressed artifacts: ``artifacts/<model slug>/<sha256>/`` (git-ignored by default)."""
     return root / "artifacts"

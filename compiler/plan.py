@@ -15,7 +15,7 @@ from typing import Any, Callable
 from compiler.cachekeys import MODEL_PLAYS, PLAYS, Facts, cache_keys, gather_facts, uncacheable
 from compiler.errors import InvalidInput, Problem
 from compiler.gate import judge
-from compiler.manifest import LOWER_IS_BETTER
+from compiler.manifest import LOWER_IS_BETTER, PLAY_SIGNERS
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -25,17 +25,9 @@ TITLES = {
     "gate": "evaluate + gate", "mixed_precision": "mixed precision", "qat": "quantization-aware training",
     "lock": "lock", "monitor": "monitor",
 }
-#: Who signs each play (the playbook's owner column), as manifest roles.
-ROLES: dict[str, tuple[str, ...]] = {
-    "baseline": ("ml_engineer",),
-    "envelope": ("platform_lead",),
-    "ptq": ("ml_engineer",),
-    "gate": ("ml_engineer", "product_owner"),
-    "mixed_precision": ("ml_engineer",),
-    "qat": ("ml_engineer", "engineering_manager"),
-    "lock": ("ml_engineer", "product_owner"),
-    "monitor": ("on_call", "product_owner"),
-}
+#: Who signs each play (the playbook's owner column): the manifest module's table, shared with
+#: validation and sign-off.
+ROLES: dict[str, tuple[str, ...]] = PLAY_SIGNERS
 #: The plays a lock's results come from (play 4's result is computed, play 7/8 are records).
 RESULT_PLAYS = ("baseline", "envelope", "ptq", "mixed_precision", "qat")
 #: Envelope verdicts that stop the funnel. ``warn`` and ``wrong-move`` are advisory: recorded, shown
