@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compiler.discover import find_repo_root, manifest_paths
 from compiler.errors import InvalidInput, Problem
-from compiler.load import LoadedManifest, load_manifest, load_repo_config
+from compiler.manifest.load import LoadedManifest, load_manifest, load_repo_config
 
 
 @dataclass
@@ -39,7 +39,7 @@ def load(path: Path, root: Path | None = None) -> LoadedManifest:
 def validate(paths: list[Path] | None = None, root: Path | None = None) -> Validation:
     """Validate ``paths`` (default: every manifest under ``root/manifests``), file and repository
     checks, collecting every problem of every file instead of stopping at the first bad file."""
-    from compiler.validate import forget_paths, manifest_names, repo_problems
+    from compiler.manifest.checks import forget_paths, manifest_names, repo_problems
 
     forget_paths()
     root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
@@ -78,7 +78,7 @@ def write_schemas(root: Path, check: bool = False) -> list[Path]:
     """Regenerate the JSON Schemas under ``root/schemas`` and the manifest reference
     (``docs/manifest.md``); the files that changed (or, with ``check``, the stale ones: nothing is
     written)."""
-    from compiler.schemas import write_schemas as _write
+    from compiler.manifest.schemas import write_schemas as _write
 
     return _write(Path(root), check=check)
 
@@ -87,12 +87,12 @@ def write_schemas(root: Path, check: bool = False) -> list[Path]:
 
 
 def plan(path: Path, root: Path | None = None):
-    """The plan for one manifest (``compiler.plan.Plan``): which plays run, why, their cache keys.
+    """The plan for one manifest (``compiler.playbook.plan.Plan``): which plays run, why, their cache keys.
     Loads no model; refuses a plan no installed backend can execute."""
     from compiler.discover import lock_path
-    from compiler.journal import Journal
-    from compiler.lockfile import read_lock
-    from compiler.plan import make_plan
+    from compiler.playbook.journal import Journal
+    from compiler.playbook.lockfile import read_lock
+    from compiler.playbook.plan import make_plan
 
     loaded = load_checked(path, root)
     return make_plan(loaded, read_lock(lock_path(loaded.path)), Journal(loaded.root, loaded.manifest.metadata.name))
@@ -115,10 +115,10 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
 
     One run per manifest at a time (``Conflict`` after ``wait_s``); resumable from the journal."""
     from compiler.discover import lock_path, report_dir
-    from compiler.execute import execute
-    from compiler.journal import Journal, run_guard
-    from compiler.lockfile import build_lock, read_lock, write_lock
-    from compiler.plan import make_plan, manifest_sections
+    from compiler.playbook.execute import execute
+    from compiler.playbook.journal import Journal, run_guard
+    from compiler.playbook.lockfile import build_lock, read_lock, write_lock
+    from compiler.playbook.plan import make_plan, manifest_sections
 
     loaded = load_checked(path, root)
     name = loaded.manifest.metadata.name
@@ -133,14 +133,14 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
             runner = LocalRunner()
         outcome = execute(the_plan, loaded.root, runner, journal, previous, events)
         written = write_lock(target, build_lock(the_plan, outcome, previous, manifest_sections(loaded)))
-        lock = read_lock(target)
+        lock = read_lock(target).data()
         # The report is a pure function of the lock: an unchanged lock with its report in place
         # needs no re-render (matplotlib is the slow part of a no-op run); `quantgate report` forces it.
         report_file = report_dir(loaded.root, name) / "report.md"
         reports = write_report(loaded.root, lock) if written or not report_file.is_file() else []
         if outcome.verdict == "locked":
-            from compiler.rules import write_rules
-            from compiler.serving import write_serving
+            from compiler.monitoring.rules import write_rules
+            from compiler.monitoring.serving import write_serving
 
             write_rules(loaded.path, loaded.root)
             write_serving(loaded.path, lock)
@@ -150,9 +150,9 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
 def write_report(root: Path, lock: dict) -> list[Path]:
     """Render ``reports/<name>/report.md`` (+ PNG plots) from a lock; the files that changed."""
     from compiler.discover import report_dir
-    from compiler.lockfile import write_if_changed
-    from compiler.plots import write_plots
-    from compiler.render import render_report_markdown
+    from compiler.playbook.lockfile import write_if_changed
+    from compiler.report.plots import write_plots
+    from compiler.report.render import render_report_markdown
 
     folder = report_dir(Path(root), lock["name"])
     plots, changed = write_plots(folder, lock)
@@ -165,19 +165,96 @@ def write_report(root: Path, lock: dict) -> list[Path]:
 def report(path: Path, root: Path | None = None) -> list[Path]:
     """Re-render the report of a locked manifest (``InvalidInput`` when it has no lock yet)."""
     from compiler.discover import lock_path
-    from compiler.lockfile import read_lock
+    from compiler.playbook.lockfile import read_lock
 
     loaded = load_checked(path, root)
     lock = read_lock(lock_path(loaded.path))
     if lock is None:
         raise InvalidInput(Problem(path=loaded.display_path, message="no lock yet: run `quantgate run` first"))
-    return write_report(loaded.root, lock)
+    return write_report(loaded.root, lock.data())
 
 
 def verify(paths: list[Path] | None = None, root: Path | None = None) -> list:
-    """Check each manifest's lock: hashes, gate, artifact. A ``compiler.verify.Verdict`` per manifest."""
-    from compiler.verify import verify_manifest
+    """Check each manifest's lock: hashes, gate, artifact. A ``compiler.playbook.verify.Verdict`` per manifest."""
+    from compiler.playbook.verify import verify_manifest
 
     root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
     paths = [Path(p) for p in paths] if paths else manifest_paths(root)
     return [verify_manifest(load_checked(p, root)) for p in paths]
+
+
+# ------------------------------------------------- GitOps and monitoring: one function per command
+# (imports kept with the section they serve; quantgate's own modules, all light: git and PyGithub
+# load only when a client is used)
+
+from compiler.gitops import changed as _changed  # noqa: E402
+from compiler.gitops import comment as _comment  # noqa: E402
+from compiler.gitops import commitback as _commitback  # noqa: E402
+from compiler.gitops import scaffold as _scaffold  # noqa: E402
+from compiler.gitops import signoff as _signoff  # noqa: E402
+from compiler.monitoring import compile as _compile_rules  # noqa: E402
+from compiler.monitoring import monitor as _monitor  # noqa: E402
+
+
+def changed(root: Path, base: str, head: str | None = None, publish: bool = True) -> _changed.ChangedManifests:
+    """The manifests ``base...head`` touches, as a ``strategy.matrix`` (``publish``: also written to
+    ``$GITHUB_OUTPUT`` inside Actions)."""
+    return _changed.changed_manifests(Path(root), base, head, publish=publish)
+
+
+def comment(manifest: Path, pull_request: int, *, body_file: str | None = None, bot_login: str | None = None,
+            summary_only: bool = False, root: Path | None = None) -> _comment.Posted:
+    """Post or update the manifest's one comment on the pull request (and the job summary). The body
+    is ``body_file`` (``-``: stdin) or the plan with the lock's results."""
+    from compiler.discover import lock_path
+    from compiler.playbook.lockfile import read_lock
+    from compiler.report.render import render_comment_markdown
+
+    if body_file:
+        body = _comment.read_body(body_file)
+    else:
+        body = render_comment_markdown(read_lock(lock_path(Path(manifest))), plan(manifest, root), marker="")
+    return _comment.post_comment(_changed.manifest_name(Path(manifest)), body, pull_request,
+                                 bot_login=bot_login, summary_only=summary_only)
+
+
+def sign_off(manifest: Path, pull_request: int, *, sha: str | None = None, record: bool = True,
+             set_status: bool = True, root: Path | None = None) -> _signoff.SignoffResult:
+    """Decide from the pull request's reviews whether the owners signed; record it in the lock and
+    set ``quantgate/signoff`` (GitHub context from the Actions environment)."""
+    return _signoff.sign_off(Path(manifest), pull_request, sha=sha, record=record, set_status=set_status, root=root)
+
+
+def commit_back(root: Path, manifests: list[Path] | None = None, paths: list[str] | None = None, *,
+                message: str | None = None, what: str = "results", remote: str = "origin",
+                branch: str | None = None, attempts: int = 5) -> _commitback.Pushed:
+    """Commit quantgate's own files as the bot and push (never forced, retried over a moving branch).
+    ``branch`` defaults to ``$GITHUB_HEAD_REF``, then the current branch; the push authenticates
+    with ``$GITHUB_TOKEN`` when set."""
+    from compiler.clients import actions
+    from compiler.clients.git import GitAuth
+
+    return _commitback.commit_back(Path(root), manifests or [], paths or [], message=message, what=what, remote=remote,
+                                   branch=branch or actions.head_ref(), attempts=attempts, auth=GitAuth.from_env())
+
+
+def init(root: Path, admins: list[str], force: bool = False) -> _scaffold.Scaffolded:
+    """Scaffold the workflows, the CODEOWNERS block and the branch-protection checklist."""
+    return _scaffold.init(Path(root), admins, force=force)
+
+
+def rules(manifests: list[Path] | None = None, check: bool = False) -> list[_compile_rules.CompiledRules]:
+    """Compile each manifest's ``rollback:`` into its Prometheus rule file; ``check``: promtool too."""
+    return _compile_rules.compile_rules(manifests, check=check)
+
+
+def monitor(manifests: list[Path] | None = None, *, prometheus: str | None = None, snapshot: Path | None = None,
+            timeout: float = 10.0, branch: bool = False, branch_name: str | None = None, pull_request: bool = False,
+            base: str | None = None, dry_run: bool = False, require_data: bool = False) -> _monitor.MonitorRun:
+    """Evaluate the rollback rules of each manifest (default: every deployed one) on live metrics
+    (Prometheus, bearer token ``$PROMETHEUS_TOKEN``, or a snapshot file) and roll back on a breach."""
+    import os
+
+    source = _monitor.metrics_source(prometheus, snapshot, timeout, os.environ.get("PROMETHEUS_TOKEN") or None)
+    return _monitor.monitor_manifests(list(manifests or []), source, branch=branch, branch_name=branch_name,
+                                      pull_request=pull_request, base=base, dry_run=dry_run, require_data=require_data)

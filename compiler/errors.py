@@ -118,7 +118,7 @@ class FieldErrors(ValueError):
     """Raised inside a pydantic validator to report problems at keys *below* the validated model,
     several at once: ``FieldErrors(("revision", "needs a sha"), (("owners", "on_call"), "needs ..."))``.
 
-    ``compiler.locate`` appends each ``at`` to pydantic's location, so the message lands on the key
+    ``compiler.manifest.locate`` appends each ``at`` to pydantic's location, so the message lands on the key
     that is wrong, not on the mapping that holds it: on its value, or on the key itself when ``at``
     ends with ``FieldErrors.KEY`` (an unknown name is the key's fault, not the value's).
     """

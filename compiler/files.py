@@ -80,7 +80,8 @@ def _yaml():
 def dump_yaml(data: Any, header: str = "") -> str:
     """The canonical YAML text quantgate writes: block style, key order as given, no anchors."""
     buffer = io.StringIO()
-    _yaml().dump(data, buffer)
+    # Through JSON first: plain types only (a str enum member or a tuple becomes what it reads as).
+    _yaml().dump(json.loads(json.dumps(data, allow_nan=False)), buffer)
     return header + buffer.getvalue()
 
 

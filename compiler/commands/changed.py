@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.changed import changed, matrix
-    from compiler.load import load_repo_config
+    from compiler.gitops.changed import changed, matrix
+    from compiler.manifest.load import load_repo_config
 
     root = args.root.resolve()
     change = changed(root, args.base, args.head)

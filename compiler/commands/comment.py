@@ -4,7 +4,7 @@ comment for MANIFEST on a pull request, and append the same Markdown to the job 
 One comment per manifest, found by the hidden marker ``<!-- quantgate:<name> -->`` at its start and
 by its author (the workflow's bot; nobody else's comment is edited, even one quoting the marker).
 Per manifest, not per PR: matrix jobs for different manifests run in parallel and would otherwise
-race on one comment. The body is the rendered plan/report (``compiler.render``, which escapes every
+race on one comment. The body is the rendered plan/report (``compiler.report.render``, which escapes every
 manifest-derived string); without ``--body-file`` it is rendered from the lock. Any quantgate marker
 inside the body is neutralised so a body can never impersonate another manifest's comment.
 """
@@ -42,8 +42,8 @@ def compose(name: str, body: str) -> str:
 def _body(args: argparse.Namespace) -> str:
     from compiler import discover
     from compiler.errors import InvalidInput, Problem
-    from compiler.lockfile import read_lock
-    from compiler.render import render_comment_markdown
+    from compiler.playbook.lockfile import read_lock
+    from compiler.report.render import render_comment_markdown
 
     if args.body_file == "-":
         return sys.stdin.read()
@@ -59,8 +59,8 @@ def _body(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.changed import manifest_name
-    from compiler.github import BOT_LOGIN, GitHub, context_from_env
+    from compiler.gitops.changed import manifest_name
+    from compiler.clients.github import BOT_LOGIN, GitHub, context_from_env
 
     name = manifest_name(args.manifest)
     body = compose(name, _body(args))

@@ -30,16 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _all_changed(root: Path) -> list[str]:
     import git
 
-    from compiler.changed import is_quantgate_file
-    from compiler.commitback import porcelain_paths
+    from compiler.gitops.changed import is_quantgate_file
+    from compiler.gitops.commitback import porcelain_paths
 
     out = git.Repo(root).git.status("--porcelain=v1", "-z", "--untracked-files=all")
     return [p for p in porcelain_paths(out) if is_quantgate_file(p)]
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.changed import manifest_name
-    from compiler.commitback import CommitBack, default_message, quantgate_paths_for
+    from compiler.gitops.changed import manifest_name
+    from compiler.gitops.commitback import CommitBack, default_message, quantgate_paths_for
     from compiler.errors import InvalidInput, Problem
 
     root = args.root.resolve()

@@ -1,5 +1,5 @@
 """``quantgate init [--admin @org/team ...] [--force]``: scaffold the GitOps workflows, a CODEOWNERS
-block and a branch-protection checklist into the repository (``compiler.scaffold``). Idempotent;
+block and a branch-protection checklist into the repository (``compiler.gitops.scaffold``). Idempotent;
 refuses (exit 1) to overwrite a file that differs unless ``--force``."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import scaffold
+    from compiler.gitops import scaffold
     from compiler.errors import InvalidInput, Problem, Refused
-    from compiler.manifest import OWNER_RE
+    from compiler.manifest.model import OWNER_RE
 
     bad = [a for a in args.admin if not OWNER_RE.match(a)]
     if bad:

@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.metrics_source import MetricsUnavailable, PrometheusSource, SnapshotSource
-    from compiler.monitor import monitor_manifest
-    from compiler.rules import RULES
+    from compiler.monitoring.metrics_source import MetricsUnavailable, PrometheusSource, SnapshotSource
+    from compiler.monitoring.monitor import monitor_manifest
+    from compiler.monitoring.rules import RULES
 
     if args.prometheus:
         source = PrometheusSource(args.prometheus, args.timeout, os.environ.get("PROMETHEUS_TOKEN") or None)
@@ -82,7 +82,7 @@ def _deployed() -> list[Path]:
 
 
 def _name(manifest_path: Path) -> str:
-    from compiler.load import load_manifest
+    from compiler.manifest.load import load_manifest
 
     return load_manifest(manifest_path).manifest.metadata.name
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
     elif args.format == "markdown":
-        from compiler.render import render_plan_markdown
+        from compiler.report.render import render_plan_markdown
 
         print(render_plan_markdown(plan), end="")
     else:

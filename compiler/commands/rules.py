@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler import rules
+    from compiler.monitoring import rules
 
     from compiler.discover import find_repo_root, manifest_paths
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from compiler.execute import Events
+from compiler.playbook.execute import Events
 
 HELP = "run the plan: baseline, envelope, ptq, gate, ... and write the lock"
 

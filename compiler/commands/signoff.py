@@ -1,5 +1,5 @@
 """``quantgate signoff MANIFEST --pr N``: decide from the pull request's reviews whether the owners
-named in the manifest signed every play the lock says ran (rules: ``compiler.signoff``).
+named in the manifest signed every play the lock says ran (rules: ``compiler.gitops.signoff``).
 
 GitHub context from the Actions environment (``GITHUB_API_URL``, ``GITHUB_REPOSITORY``,
 ``GITHUB_TOKEN``; the review of a ``pull_request_review`` event in ``GITHUB_EVENT_PATH`` is merged in).
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _step_summary(name: str, decision, lines: list[str]) -> None:
-    from compiler.escape import md
+    from compiler.report.escape import md
 
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
@@ -46,7 +46,7 @@ def _lock_at(root: Path, commit: str, lock_file: Path) -> dict | None:
     import git
 
     from compiler.errors import InvalidInput
-    from compiler.lockfile import parse_lock
+    from compiler.playbook.lockfile import parse_lock
 
     try:
         rel = lock_file.resolve().relative_to(root.resolve()).as_posix()
@@ -61,11 +61,11 @@ def _lock_at(root: Path, commit: str, lock_file: Path) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from compiler import discover
-    from compiler.changed import touches_only_quantgate_files
-    from compiler.github import GitHub, context_from_env, review_from_event
-    from compiler.load import load_manifest
-    from compiler.lockfile import read_lock, update_signoff
-    from compiler.signoff import decide, describe_missing, plays_that_ran
+    from compiler.gitops.changed import touches_only_quantgate_files
+    from compiler.clients.github import GitHub, context_from_env, review_from_event
+    from compiler.manifest.load import load_manifest
+    from compiler.playbook.lockfile import read_lock, update_signoff
+    from compiler.gitops.signoff import decide, describe_missing, plays_that_ran
 
     context = context_from_env()
     loaded = load_manifest(args.manifest, args.root)

@@ -1,5 +1,5 @@
 """A loopback GitHub for the GitOps tests: pytest-httpserver answering the REST calls quantgate makes,
-with bodies built from the real fixtures in ../shared/fixtures/github (GitHub's own OpenAPI examples,
+with bodies built from the real fixtures vendored in tests/fixtures/github (GitHub's own OpenAPI examples,
 recorded webhook payloads), only ids, logins, states and shas adapted.
 
 Shapes the fixtures do not carry (an issue comment, a created commit status) are derived from the
@@ -18,9 +18,8 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-FIXTURES = Path("/work/shared/fixtures/github")
-if not FIXTURES.is_dir():  # a checkout next to shared/
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github"
+#: vendored copies of the real payloads (tests/fixtures/github/SOURCES.md says where each came from)
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 OPENAPI = FIXTURES / "rest-api-openapi" / "examples"
 WEBHOOKS = FIXTURES / "octokit-webhooks" / "payload-examples"
 

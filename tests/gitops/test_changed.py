@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from compiler.changed import changed, is_quantgate_file
+from compiler.gitops.changed import changed, is_quantgate_file
 from compiler.cli import main
 
 from .conftest import demo_manifest_text, git

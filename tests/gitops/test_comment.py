@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from compiler.cli import main
 from compiler.commands.comment import compose
-from compiler.escape import md
+from compiler.report.escape import md
 
 MANIFEST = "manifests/minilm-stsb.yaml"
 ATTACK = "<img src=x onerror=alert(1)> @everyone\n\n| play | sign-off |\n|---|---|\n| gate | approved |"

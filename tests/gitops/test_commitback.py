@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from compiler.cli import main
-from compiler.commitback import BOT_EMAIL, BOT_NAME, CommitBack
+from compiler.gitops.commitback import BOT_EMAIL, BOT_NAME, CommitBack
 from compiler.errors import Conflict, InvalidInput
 
 from .conftest import git

@@ -1,4 +1,4 @@
-"""compiler.github against the loopback GitHub: reviews normalised, comment upserted, status set,
+"""compiler.clients.github against the loopback GitHub: reviews normalised, comment upserted, status set,
 team members resolved, the token never in an error message."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from compiler.errors import InvalidInput, RunnerFailed
-from compiler.github import GitHub, context_from_env, review_from_event, review_from_json
+from compiler.clients.github import GitHub, context_from_env, review_from_event, review_from_json
 
 from .github_server import FIXTURES, WEBHOOKS, load
 

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from compiler.cli import main
-from compiler.commitback import BOT_NAME
-from compiler.lockfile import read_lock
+from compiler.gitops.commitback import BOT_NAME
+from compiler.playbook.lockfile import read_lock
 
 from .conftest import git
 from .github_server import WEBHOOKS
@@ -81,7 +81,7 @@ def test_a_whole_pull_request(workspace, github, capsys, monkeypatch, tmp_path):
     files = git(workspace.bare, "show", "--name-only", "--format=", c2).split()
     assert LOCK in files and all(f.endswith((".lock.yaml", ".rules.yaml", ".serving.yaml")) or f.startswith("reports/") for f in files)
     github.push(1, c2)
-    assert read_lock(repo / LOCK)["verdict"] == "locked"
+    assert read_lock(repo / LOCK).data()["verdict"] == "locked"
 
     # 6. no approvals yet: pending, and who is missing
     code, out = cli(capsys, "signoff", MANIFEST, "--pr", "1", "--no-record")
@@ -102,7 +102,7 @@ def test_a_whole_pull_request(workspace, github, capsys, monkeypatch, tmp_path):
     code, out = cli(capsys, "signoff", MANIFEST, "--pr", "1")
     assert code == 0, out
     assert github.statuses[-1]["state"] == "success" and github.statuses[-1]["sha"] == c2
-    signoff = read_lock(repo / LOCK)["signoff"]
+    signoff = read_lock(repo / LOCK).data()["signoff"]
     assert signoff["status"] == "complete" and signoff["head_sha"] == c2
     assert {(r["role"], r["login"]) for r in signoff["records"]} == {
         ("ml_engineer", "ml-eng"), ("platform_lead", "platform-eng"), ("product_owner", "dana")}

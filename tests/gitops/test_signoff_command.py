@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.lockfile import read_lock, write_lock
+from compiler.playbook.lockfile import read_lock, write_lock
 
 from .conftest import git
 from .github_server import FIXTURES
@@ -27,7 +27,7 @@ CHANGED = ("ptq", "gate", "lock")  # the PR moves these plays' cache keys; the e
 def pr(demo_repo, github, monkeypatch):
     """PR #12 by 'author': a manifest change (c1), then a lock-only commit (c2) at the head."""
     repo = demo_repo.work
-    lock = read_lock(REAL_LOCK)
+    lock = read_lock(REAL_LOCK).data()
     git(repo, "checkout", "-q", "main")
     write_lock(repo / LOCK, lock)
     base = demo_repo.commit("locked on main")
@@ -61,7 +61,7 @@ def test_missing_owners_exit_1_with_names_and_pending_status(pr, github, capsys)
     status = github.statuses[-1]
     assert (status["sha"], status["state"], status["context"]) == (pr["c2"], "pending", "quantgate/signoff")
     assert status["description"] == "1 of 2 sign-offs; missing product_owner"
-    recorded = read_lock(pr["repo"] / LOCK)["signoff"]
+    recorded = read_lock(pr["repo"] / LOCK).data()["signoff"]
     assert recorded["status"] == "pending" and recorded["missing"] == ["product_owner"]
 
 
@@ -73,7 +73,7 @@ def test_complete_exit_0_records_who_signed(pr, github, capsys, tmp_path, monkey
     code, out = signoff(capsys)
     assert code == 0, out
     assert github.statuses[-1]["state"] == "success"
-    lock = read_lock(pr["repo"] / LOCK)
+    lock = read_lock(pr["repo"] / LOCK).data()
     assert lock["signoff"] == {
         "status": "complete",
         "head_sha": pr["c2"],

@@ -1,13 +1,15 @@
-"""Each sign-off rule (compiler.signoff) with a test that fails if the rule is removed. Staleness is
+"""Each sign-off rule (compiler.gitops.signoff) with a test that fails if the rule is removed. Staleness is
 judged on a real git repository; reviews are parsed from the REST fixture shape."""
 
 from __future__ import annotations
 
 import pytest
 
-from compiler.changed import touches_only_quantgate_files
-from compiler.github import review_from_json
-from compiler.signoff import decide, plays_that_ran, required_roles
+from compiler.gitops.changed import touches_only_quantgate_files
+from compiler.clients.github import review_from_json
+from compiler.gitops.signoff import decide
+from compiler.playbook.signers import plays_that_ran
+from compiler.playbook.signers import signers as required_roles
 
 from .github_server import OPENAPI, load
 

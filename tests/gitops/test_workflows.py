@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.cli import main
-from compiler.scaffold import BLOCK_BEGIN, BLOCK_END, workflow_files
+from compiler.gitops.scaffold import BLOCK_BEGIN, BLOCK_END, workflow_files
 
 from .conftest import REPO_ROOT, demo_manifest_text
 

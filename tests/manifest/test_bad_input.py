@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from manifest_support import validate, write
 
-from compiler.load import MAX_BYTES
+from compiler.manifest.load import MAX_BYTES
 
 
 def _replace(old: str, new: str):

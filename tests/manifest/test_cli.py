@@ -16,9 +16,9 @@ from compiler import __version__
 from compiler.cli import main
 from compiler.discover import manifest_paths
 from compiler.errors import Problem
-from compiler.load import load_manifest
-from compiler.reference import undocumented
-from compiler.schemas import generated
+from compiler.manifest.load import load_manifest
+from compiler.manifest.reference import undocumented
+from compiler.manifest.schemas import generated
 
 HEAVY = ("torch", "transformers", "optimum", "onnx", "onnxruntime", "torchao", "numpy")
 PROBE = """

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from compiler.discover import manifest_paths
-from compiler.load import load_manifest
+from compiler.manifest.load import load_manifest
 
 from manifest_support import REPO_ROOT, validate
 

@@ -12,8 +12,9 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from compiler.discover import manifest_paths
-from compiler.fastyaml import _FIRST, _RX, Unsure, fast_load, resolve_plain_scalar
-from compiler.load import Source, parse_yaml, to_plain
+from compiler.manifest.fastyaml import _FIRST, _RX, Unsure, fast_load, resolve_plain_scalar
+from compiler.manifest.load import parse_yaml
+from compiler.manifest.source import Source, to_plain
 
 RUAMEL = VersionedResolver(version=(1, 2))
 

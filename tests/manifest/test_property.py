@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifest_support import DEMO, make_repo, validate, write
 
-from compiler.fastyaml import fast_load
+from compiler.manifest.fastyaml import fast_load
 
 LOCATED = re.compile(r"^manifests/m\.yaml(:\d+:\d+)?: \S")
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.lockfile import write_lock
-from compiler.serving import write_serving
+from compiler.playbook.lockfile import write_lock
+from compiler.monitoring.serving import write_serving
 
 DEMO = Path(__file__).resolve().parents[2] / "manifests" / "minilm-stsb.yaml"
 ARTIFACT_SHA = "a" * 64
@@ -36,7 +36,7 @@ def manifest_text(name: str = "demo", rollback: str | None = None, metric: str |
 
 
 def make_lock(name: str = "demo", artifact_sha: str | None = ARTIFACT_SHA) -> dict:
-    """A lock of the shape ``compiler.lockmodel.Lock`` accepts; monitoring reads ``final.artifact``
+    """A lock of the shape ``compiler.playbook.lockmodel.Lock`` accepts; monitoring reads ``final.artifact``
     and ``inputs.model.weights_sha256`` from it."""
     def play(number: int, status: str = "passed") -> dict:
         return {"number": number, "status": status, "cache_key": f"{number:064x}", "why": None, "result": None}

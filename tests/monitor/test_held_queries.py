@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.load import load_manifest
-from compiler.metrics_source import held_query
-from compiler.quantities import parse_duration
-from compiler.repo_config import Monitoring
-from compiler.rules import rollback_rules
+from compiler.manifest.load import load_manifest
+from compiler.monitoring.metrics_source import held_query
+from compiler.manifest.quantities import parse_duration
+from compiler.manifest.repo_config import Monitoring
+from compiler.monitoring.rules import rollback_rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool")

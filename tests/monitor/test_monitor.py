@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from compiler.cli import main
-from compiler.serving import read_serving
+from compiler.monitoring.serving import read_serving
 
 from .conftest import BREACH, git
 

@@ -1,5 +1,5 @@
 """Rollback on a branch pushed to a real bare remote, with the pull request opened through PyGithub
-against a loopback server answering GitHub's REST shapes (built from ../shared/fixtures/github)."""
+against a loopback server answering GitHub's REST shapes (built from the fixtures vendored in tests/fixtures/github)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from compiler.cli import main
 
 from .conftest import BREACH, git
 
-FIXTURES = Path("/work/shared/fixtures/github")
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"  # vendored, see its SOURCES.md
 REPOSITORY = "acme/models"
 BRANCH = "quantgate/rollback-demo"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.serving import read_serving, write_serving
+from compiler.monitoring.serving import read_serving, write_serving
 from runners.base import RunnerError
 from runners.serving_loader import load_active, main as loader_main, resolve
 
@@ -38,7 +38,7 @@ def test_write_serving_names_both_artifacts_and_writes_only_on_change(manifest):
 
 
 def test_a_rollback_survives_rewriting_the_same_lock_but_not_a_new_artifact(manifest):
-    from compiler.serving import roll_back
+    from compiler.monitoring.serving import roll_back
 
     target = manifest.with_name("demo.serving.yaml")
     write_serving(manifest, make_lock())
@@ -91,7 +91,7 @@ def test_loader_loads_the_active_quantized_artifact_and_refuses_a_tampered_one(m
 
 
 def test_loader_follows_a_rollback_to_full_precision(manifest, tmp_path):
-    from compiler.serving import roll_back
+    from compiler.monitoring.serving import roll_back
 
     write_serving(manifest, make_lock())  # the quantized artifact is not even on this machine
     serving_file = manifest.with_name("demo.serving.yaml")
@@ -106,7 +106,7 @@ def test_loader_follows_a_rollback_to_full_precision(manifest, tmp_path):
 
 @pytest.mark.model
 def test_loader_loads_the_real_full_precision_model(minilm_dir, tmp_path):
-    from compiler.serving import roll_back
+    from compiler.monitoring.serving import roll_back
 
     root = tmp_path / "repo"
     (root / "manifests").mkdir(parents=True)

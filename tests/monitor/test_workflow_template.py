@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "compiler" / "templates" / "scaffold" / "quantgate-monitor.yml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "compiler" / "gitops" / "scaffold_templates" / "quantgate-monitor.yml"
 BIN = Path(sys.executable).parent
 
 

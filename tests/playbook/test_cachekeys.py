@@ -8,13 +8,13 @@ import pytest
 from playbook_support import MANIFEST
 from ruamel.yaml import YAML
 
-from compiler.cachekeys import Facts, cache_keys
+from compiler.playbook.cachekeys import Facts, cache_keys
 
 FACTS = Facts(model_files_sha256="1" * 64, evaluation_sha256="2" * 64, calibration_sha256="3" * 64, backend="torchao")
 
 
 def manifest(text: str = MANIFEST):
-    from compiler.manifest import Manifest
+    from compiler.manifest.model import Manifest
 
     return Manifest.model_validate(YAML(typ="safe", pure=True).load(io.StringIO(text)))
 

@@ -9,15 +9,15 @@ from fake_runner import FakeRunner, Script
 
 from compiler import api
 from compiler.errors import InvalidInput
-from compiler.lockfile import HEADER, dump_lock, parse_lock, read_lock, update_signoff, write_if_changed
-from compiler.schemas import render_schema
+from compiler.playbook.lockfile import HEADER, dump_lock, parse_lock, read_lock, update_signoff, write_if_changed
+from compiler.manifest.schemas import render_schema
 
 
 def test_dump_is_canonical_and_round_trips(repo):
     api.run(repo.manifest, runner=FakeRunner(Script(ptq=(0.83, 0.58)), root=repo.root), root=repo.root)
     text = repo.lock.read_text()
     assert text.startswith(HEADER)
-    data = parse_lock(text)
+    data = parse_lock(text).data()
     assert dump_lock(data) == text
     shuffled = dict(reversed(list(data.items())))  # top-level order is fixed whatever the input order
     assert dump_lock(shuffled) == text
@@ -29,14 +29,14 @@ def test_lock_validates_against_the_published_json_schema(repo):
     import jsonschema
 
     api.run(repo.manifest, runner=FakeRunner(Script(ptq=(0.83, 0.58)), root=repo.root), root=repo.root)
-    schema = json.loads(render_schema("compiler.lockmodel:Lock"))
-    jsonschema.validate(read_lock(repo.lock), schema)
+    schema = json.loads(render_schema("compiler.playbook.lockmodel:Lock"))
+    jsonschema.validate(read_lock(repo.lock).data(), schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**read_lock(repo.lock), "verdict": "maybe"}, schema)
+        jsonschema.validate({**read_lock(repo.lock).data(), "verdict": "maybe"}, schema)
 
 
 def test_committed_lock_schema_is_fresh(repo_root):
-    assert (repo_root / "schemas" / "lock.schema.json").read_text() == render_schema("compiler.lockmodel:Lock")
+    assert (repo_root / "schemas" / "lock.schema.json").read_text() == render_schema("compiler.playbook.lockmodel:Lock")
 
 
 def test_write_if_changed_is_atomic_and_idempotent(tmp_path):
@@ -51,11 +51,12 @@ def test_bad_signoff_or_missing_lock_is_invalid_input(repo):
     with pytest.raises(InvalidInput, match="no lock file"):
         update_signoff(repo.lock, {"status": "complete", "records": [], "missing": []})
     api.run(repo.manifest, runner=FakeRunner(root=repo.root), root=repo.root)
-    with pytest.raises(InvalidInput, match="status must be one of"):
+    with pytest.raises(InvalidInput) as err:
         update_signoff(repo.lock, {"status": "approved"})
+    assert err.value.problems[0].key_path == "signoff.status" and "'pending' or 'complete'" in err.value.problems[0].message
     with pytest.raises(InvalidInput) as err:
         update_signoff(repo.lock, {"status": "complete", "records": [{"role": "ceo", "login": "x"}], "missing": []})
-    assert "signoff.records.0.role" in err.value.problems[0].key_path
+    assert "signoff.records.0.role" in [p.key_path for p in err.value.problems]
 
 
 def test_not_a_mapping_is_invalid_input(tmp_path):
@@ -64,3 +65,14 @@ def test_not_a_mapping_is_invalid_input(tmp_path):
     with pytest.raises(InvalidInput, match="mapping"):
         read_lock(path)
     assert read_lock(tmp_path / "absent.lock.yaml") is None
+
+
+def test_a_malformed_lock_is_located_not_dug_through(repo):
+    api.run(repo.manifest, runner=FakeRunner(root=repo.root), root=repo.root)
+    text = repo.lock.read_text()
+    repo.lock.write_text(text.replace("verdict: locked", "verdict: lockd"))
+    with pytest.raises(InvalidInput) as err:
+        read_lock(repo.lock)
+    problem = err.value.problems[0]
+    line = text.splitlines().index("verdict: locked") + 1
+    assert (problem.line, problem.key_path) == (line, "verdict") and "lockd" in problem.source_line

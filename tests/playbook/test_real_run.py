@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from compiler import api
-from compiler.lockfile import read_lock
+from compiler.playbook.lockfile import read_lock
 
 pytestmark = pytest.mark.model
 
@@ -72,7 +72,7 @@ def test_real_run_locks_then_an_unchanged_rerun_loads_no_model(real_repo):
     runner = CountingRunner()
     result = api.run(manifest, runner=runner, root=real_repo)
     assert runner.calls[:3] == ["baseline", "envelope", "ptq"]
-    lock = read_lock(result.lock_path)
+    lock = read_lock(result.lock_path).data()
     assert lock["verdict"] == "locked", lock["next_step"]
     assert (real_repo / lock["final"]["artifact"]["path"]).is_dir()
     assert (real_repo / "reports" / "minilm-small" / "report.md").is_file()

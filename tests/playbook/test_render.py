@@ -9,8 +9,8 @@ from fake_runner import FakeRunner, Script
 
 from compiler import api
 from compiler.cli import main
-from compiler.lockfile import read_lock
-from compiler.render import render_comment_markdown, render_plan_markdown, render_report_markdown
+from compiler.playbook.lockfile import read_lock
+from compiler.report.render import render_comment_markdown, render_plan_markdown, render_report_markdown
 
 EVIL = "<img src=x onerror=alert(1)> @everyone | approved | [x](javascript:1)"
 
@@ -22,7 +22,7 @@ def test_manifest_text_renders_inert_everywhere(repo):
     repo.edit("description: Demo encoder", f"description: '{EVIL}'")
     repo.edit("path: data/train.tsv", "path: 'data/train.tsv'")
     api.run(repo.manifest, runner=FakeRunner(root=repo.root), root=repo.root)
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     lock["next_step"] = EVIL  # any manifest-derived or free text in the lock goes through md()
     for text in (render_report_markdown(lock), render_comment_markdown(lock, api.plan(repo.manifest, repo.root)),
                  render_plan_markdown(api.plan(repo.manifest, repo.root))):
@@ -51,7 +51,7 @@ def test_plots_are_byte_identical_when_re_rendered(repo):
 
 def test_refused_lock_renders_its_next_step(repo):
     api.run(repo.manifest, runner=FakeRunner(Script(envelope="fail"), root=repo.root), root=repo.root)
-    text = render_report_markdown(read_lock(repo.lock))
+    text = render_report_markdown(read_lock(repo.lock).data())
     assert "**Verdict: refused**" in text and "envelope said fail" in text
 
 

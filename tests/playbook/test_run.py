@@ -9,8 +9,8 @@ from fake_runner import FakeRunner, Script
 
 from compiler import api
 from compiler.errors import Conflict, InvalidInput, RunnerFailed
-from compiler.journal import run_guard
-from compiler.lockfile import read_lock
+from compiler.playbook.journal import run_guard
+from compiler.playbook.lockfile import read_lock
 
 
 def run(repo, script: Script | None = None):
@@ -26,7 +26,7 @@ def statuses(lock):
 def test_pass_after_ptq_locks_and_skips_mixed_precision(repo):
     result, calls = run(repo)
     assert calls == ["baseline", "envelope", "ptq"]
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     assert lock["verdict"] == "locked" and lock["final"]["candidate"] == "ptq"
     assert statuses(lock) == {"baseline": "passed", "envelope": "passed", "ptq": "passed", "gate": "passed",
                               "mixed_precision": "skipped", "qat": "skipped", "lock": "passed", "monitor": "passed"}
@@ -58,7 +58,7 @@ def test_fresh_clone_rerun_serves_everything_from_the_lock(repo):
 def test_close_goes_through_mixed_precision(repo):
     _, calls = run(repo, Script(ptq=(0.83, 0.58)))
     assert calls == ["baseline", "envelope", "ptq", "mixed_precision"]
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     assert lock["final"]["candidate"] == "mixed_precision"
     assert lock["final"]["protected_layers"] == ["encoder.layer.0.attention.q", "encoder.layer.0.attention.k"]
     assert [j["decision"] for j in lock["plays"]["gate"]["result"]["judgments"]] == ["close", "pass"]
@@ -70,7 +70,7 @@ def test_close_goes_through_mixed_precision(repo):
 def test_mixed_precision_exhausted_without_qat_stops_with_a_next_step(repo):
     result, calls = run(repo, Script(ptq=(0.83, 0.58), mixed_precision=None))
     assert calls == ["baseline", "envelope", "ptq", "mixed_precision"]
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     assert lock["verdict"] == "refused" and lock["final"] is None
     assert "max_protected_fraction" in lock["next_step"] and "enable qat" in lock["next_step"]
     assert statuses(lock)["qat"] == "skipped" and statuses(lock)["lock"] == "skipped"
@@ -80,7 +80,7 @@ def test_broken_with_qat_enabled_runs_qat_and_requires_the_engineering_manager(r
     repo.edit("qat: {enabled: false}", "qat: {enabled: true, justification: 'serves 40M requests a day', steps: 10}")
     _, calls = run(repo, Script(ptq=(0.70, 0.40)))
     assert calls == ["baseline", "envelope", "ptq", "qat"]  # broken: mixed precision cannot help
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     assert lock["final"]["candidate"] == "qat"
     assert statuses(lock)["mixed_precision"] == "skipped"
     assert "engineering_manager" in lock["signoff"]["missing"]
@@ -89,19 +89,19 @@ def test_broken_with_qat_enabled_runs_qat_and_requires_the_engineering_manager(r
 def test_envelope_fail_stops_before_quantization(repo):
     result, calls = run(repo, Script(envelope="fail"))
     assert calls == ["baseline", "envelope"]
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     assert lock["verdict"] == "refused" and "envelope said fail" in lock["next_step"]
     assert statuses(lock)["ptq"] == "skipped"
 
 
 def test_rollback_change_reruns_no_play_and_rewrites_only_play_8(repo):
     run(repo)
-    old = read_lock(repo.lock)
+    old = read_lock(repo.lock).data()
     repo.edit("quality_floor: 0.78", "quality_floor: 0.70")
     plan = api.plan(repo.manifest, repo.root)
     assert plan.to_dict()["summary"]["run"] == ["lock", "monitor"] and not plan.loads_model
     _, calls = run(repo)
-    new = read_lock(repo.lock)
+    new = read_lock(repo.lock).data()
     assert calls == []
     assert new["plays"]["monitor"]["result"]["rollback"]["quality_floor"] == 0.70
     same = lambda lock: {k: v for k, v in lock["plays"].items() if k not in ("monitor", "lock")}  # noqa: E731
@@ -119,12 +119,12 @@ def test_owner_change_reruns_nothing(repo):
 
 def test_relaxing_the_gate_on_a_fresh_clone_loads_no_model(repo):
     run(repo, Script(ptq=(0.83, 0.58), mixed_precision=None))
-    assert read_lock(repo.lock)["verdict"] == "refused"
+    assert read_lock(repo.lock).data()["verdict"] == "refused"
     shutil.rmtree(repo.root / ".quantgate")
     repo.edit("max_drop: 0.01", "max_drop: 0.025")
     _, calls = run(repo, Script(ptq=(0.83, 0.58)))
     assert calls == []  # ptq's recorded numbers are judged again; nothing is re-measured
-    assert read_lock(repo.lock)["final"]["candidate"] == "ptq"
+    assert read_lock(repo.lock).data()["final"]["candidate"] == "ptq"
 
 
 def test_new_target_on_a_fresh_clone_reruns_the_baseline_for_its_per_example_scores(repo):

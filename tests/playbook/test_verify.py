@@ -6,7 +6,7 @@ from fake_runner import FakeRunner, Script
 
 from compiler import api
 from compiler.cli import main
-from compiler.lockfile import dump_lock, read_lock, results_sha256, update_signoff
+from compiler.playbook.lockfile import dump_lock, read_lock, results_sha256, update_signoff
 
 
 def locked(repo, script=None):
@@ -42,9 +42,15 @@ def test_a_self_consistent_forgery_still_fails_the_recomputed_gate(repo):
     # Refused lock turned into "locked" by someone who also recomputed the hash: the gate,
     # recomputed from the recorded numbers and the manifest, still says no.
     locked(repo, Script(ptq=(0.83, 0.58), mixed_precision=None))
-    lock = read_lock(repo.lock)
+    lock = read_lock(repo.lock).data()
     lock["verdict"] = "locked"
-    lock["final"] = {"candidate": "ptq", "artifact": lock["plays"]["ptq"]["result"]["artifact"], "protected_layers": []}
+    ptq = lock["plays"]["ptq"]["result"]
+    lock["final"] = {
+        "candidate": "ptq", "method": ptq["method"], "weights": "int8", "activations": "none", "group_size": None,
+        "backend": ptq["backend"], "backend_version": ptq["backend_version"], "config": ptq["config"],
+        "calibration": {"path": "data/train.tsv", "sha256": ptq["calibration_sha256"], "samples": ptq["calibration_samples"], "seed": 0},
+        "protected_layers": [], "quantized_layers": ptq["quantized_layers"], "artifact": ptq["artifact"],
+    }
     repo.lock.write_text(dump_lock(lock))  # recomputes results_sha256: the hash alone cannot catch this
     found = problems(repo)
     assert not any("edited after" in p for p in found)
@@ -67,19 +73,19 @@ def test_changed_evaluation_data_is_caught(repo):
 
 def test_tampered_artifact_is_caught(repo):
     locked(repo)
-    artifact = read_lock(repo.lock)["final"]["artifact"]
+    artifact = read_lock(repo.lock).data()["final"]["artifact"]
     (repo.root / artifact["path"] / "model.bin").write_bytes(b"something else")
     assert any("does not match its locked sha256" in p for p in problems(repo))
 
 
 def test_signoff_updates_keep_verify_green_and_change_nothing_else(repo):
     locked(repo)
-    before = read_lock(repo.lock)
+    before = read_lock(repo.lock).data()
     record = {"status": "complete", "head_sha": "a" * 40,
               "records": [{"role": "ml_engineer", "login": "ml-eng", "review_id": 1, "commit_sha": "a" * 40}], "missing": []}
     assert update_signoff(repo.lock, record) is True
     assert update_signoff(repo.lock, record) is False  # same content: not rewritten
-    after = read_lock(repo.lock)
+    after = read_lock(repo.lock).data()
     assert after["signoff"] == record
     assert results_sha256(after) == results_sha256(before) == after["results_sha256"]
     assert problems(repo) == []
@@ -90,10 +96,10 @@ def test_rerun_keeps_recorded_signoffs_while_results_are_unchanged(repo):
     record = {"status": "complete", "head_sha": "b" * 40, "records": [], "missing": []}
     update_signoff(repo.lock, record)
     locked(repo)
-    assert read_lock(repo.lock)["signoff"] == record
+    assert read_lock(repo.lock).data()["signoff"] == record
     repo.edit("max_drop: 0.01", "max_drop: 0.005")  # different results: sign-offs are stale
     locked(repo)
-    assert read_lock(repo.lock)["signoff"]["status"] == "pending"
+    assert read_lock(repo.lock).data()["signoff"]["status"] == "pending"
 
 
 def test_refused_lock_does_not_verify(repo):

@@ -1,0 +1,65 @@
+"""``quantgate.yaml`` at the repository root: settings that belong to the repository, not to a
+manifest a pull request can change (branch protection and CODEOWNERS guard this file).
+
+Absent file: every default below. Unknown keys are errors, like in manifests.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunnerLabels(_Strict):
+    """GitHub Actions ``runs-on`` labels per envelope device (the matrix spreads work over them)."""
+
+    cpu: list[str] = Field(default_factory=lambda: ["ubuntu-latest"])
+    cuda: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
+
+
+class Monitoring(_Strict):
+    """Metric queries and labels the rollback rules use (play 8); see docs/monitoring.md.
+
+    Placeholders (Python ``string.Template``, so PromQL braces need no escaping): ``$selector`` in a
+    query is replaced by ``selector`` after ``$name`` in it became the manifest name. ``lock_url``
+    takes ``$repository_url``, ``$lock_path`` and ``$name``. Each query must return the live value in
+    the unit of its rollback rule: quality in the manifest's metric, errors as a 0..1 ratio, latency
+    in milliseconds.
+    """
+
+    selector: str = 'model="$name"'
+    quality_expr: str = "quantgate_model_quality{$selector}"
+    error_ratio_expr: str = (
+        "sum(rate(quantgate_requests_failed_total{$selector}[5m]))"
+        " / sum(rate(quantgate_requests_total{$selector}[5m]))"
+    )
+    latency_p95_ms_expr: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(quantgate_request_duration_seconds_bucket{$selector}[5m]))) * 1000"
+    )
+    severity: str = Field("page", description="The severity label every rollback alert carries.")
+    repository_url: str | None = Field(
+        None, description="Web URL of the repository (https://github.com/org/repo) for lock links; unset: repo-relative paths."
+    )
+    lock_url: str = "$repository_url/blob/main/$lock_path"
+    monitor_step: str = Field("1m", description="Resolution of the subquery `quantgate monitor` uses to check a rule held for its `for:`.")
+
+    @field_validator("monitor_step")
+    @classmethod
+    def _step(cls, v: str) -> str:
+        from compiler.manifest.quantities import parse_duration
+
+        if parse_duration(v) <= 0:
+            raise ValueError("must be a positive duration like '1m' or '30s'")
+        return v
+
+
+class RepoConfig(_Strict):
+    trusted_remote_code: list[str] = Field(
+        default_factory=list,
+        description="Model sources allowed to run their own code (trust_remote_code: true). Exact match.",
+    )
+    runner_labels: RunnerLabels = Field(default_factory=RunnerLabels)
+    monitoring: Monitoring = Field(default_factory=Monitoring)

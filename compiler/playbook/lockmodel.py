@@ -1,0 +1,168 @@
+"""The lock file's shape as pydantic models: the source of ``schemas/lock.schema.json``.
+
+The lock is written by ``compiler.playbook.lockfile`` from plain data, checked against this model,
+and read back *into* it (``read_lock`` returns a ``Lock``), so readers use attributes, never
+defensive ``dict.get`` chains. Play results are the runner's result dataclasses
+(``runners.base``) as dicts, described here loosely (``dict``) because the runner owns their fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from compiler.vocabulary import Play, Role, SignoffStatus, Status, Verdict
+
+CandidatePlay = Literal["ptq", "mixed_precision", "qat"]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManifestRef(_Closed):
+    path: str = Field(description="The manifest, repository-relative.")
+    sha256: str = Field(description="sha256 of the manifest file's bytes when it was locked.")
+    sections: dict[str, str] = Field(description="sha256 per top-level section (names what changed).")
+
+
+class ModelInput(_Closed):
+    source: str
+    revision: str | None
+    gguf_file: str | None
+    files_sha256: str | None = Field(description="Content hash of a local model directory; null for hub ids (the revision pins them).")
+    weights_sha256: str | None = Field(description="Canonical tensor hash measured by the baseline.")
+
+
+class DataInput(_Closed):
+    path: str
+    sha256: str | None
+
+
+class BackendInput(_Closed):
+    requested: str
+    resolved: str
+
+
+class Inputs(_Closed):
+    model: ModelInput
+    evaluation_data: DataInput
+    calibration_data: DataInput
+    backend: BackendInput
+
+
+class PlayRecord(_Closed):
+    number: int = Field(ge=1, le=8)
+    status: Status
+    cache_key: str
+    why: str | None = None
+    result: dict[str, Any] | None = Field(None, description="The runner's result (baseline without per-example scores); gate: its judgments.")
+
+
+class Plays(_Closed):
+    baseline: PlayRecord
+    envelope: PlayRecord
+    ptq: PlayRecord
+    gate: PlayRecord
+    mixed_precision: PlayRecord
+    qat: PlayRecord
+    lock: PlayRecord
+    monitor: PlayRecord
+
+
+class Calibration(_Closed):
+    path: str
+    sha256: str
+    samples: int
+    seed: int
+
+
+class Artifact(_Closed):
+    path: str
+    sha256: str
+    files: dict[str, str]
+    format: str
+
+
+class Final(_Closed):
+    candidate: CandidatePlay
+    method: str
+    weights: str
+    activations: str
+    group_size: int | None
+    backend: str
+    backend_version: str
+    config: dict[str, Any]
+    calibration: Calibration
+    protected_layers: list[str] = Field(description="Exact module names kept at full precision.")
+    quantized_layers: int
+    artifact: Artifact
+
+
+class QualityDelta(_Closed):
+    baseline: int | float
+    candidate: int | float
+    drop: int | float = Field(description="How much worse the candidate is (direction-aware; relative when gate.relative).")
+
+
+class PerfDelta(_Closed):
+    baseline: int | float | None
+    candidate: int | float | None
+    ratio: int | float | None
+
+
+class Deltas(_Closed):
+    metric: str
+    lower_is_better: bool
+    quality: dict[Literal["overall", "hardest"], QualityDelta]
+    performance: dict[Literal["latency_p50_ms", "latency_p95_ms", "peak_memory_bytes", "footprint_bytes"], PerfDelta]
+
+
+class Evaluations(_Closed):
+    full: int = Field(description="Full evaluations spent on the evaluation set, all plays together.")
+    by_play: dict[str, int]
+
+
+class SignoffRecord(_Closed):
+    role: Role
+    login: str
+    review_id: int | None
+    commit_sha: str | None
+
+
+class Signoff(_Closed):
+    status: SignoffStatus
+    head_sha: str | None
+    records: list[SignoffRecord]
+    missing: list[Role]
+
+
+class Lock(_Closed):
+    """``manifests/<name>.lock.yaml``: written by ``quantgate run``; only ``signoff`` is filled later."""
+
+    schema_version: Literal[1]
+    name: str
+    manifest: ManifestRef
+    verdict: Verdict
+    next_step: str | None = Field(description="What a human can do when the verdict is refused.")
+    inputs: Inputs
+    plays: Plays
+    final: Final | None
+    deltas: Deltas | None
+    evaluations: Evaluations
+    results_sha256: str = Field(description="sha256 of canonical JSON of everything but results_sha256, environment and signoff.")
+    environment: dict[str, Any] = Field(description="Where the numbers were measured (outside results_sha256: it differs by machine).")
+    signoff: Signoff
+
+
+    def play(self, name: str) -> PlayRecord:
+        return getattr(self.plays, Play(name).value)
+
+    def data(self) -> dict[str, Any]:
+        """The lock as the plain data it was written from (for templates and rewriting)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @property
+    def locked(self) -> bool:
+        return self.verdict == Verdict.LOCKED
