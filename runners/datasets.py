@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from runners.base import DatasetSpec, RunnerInputError
 
-#: Required and optional column roles per task (mirrors compiler.manifest.TASK_COLUMNS).
+#: Required and optional column roles per task (mirrors compiler.manifest.model.TASK_COLUMNS).
 REQUIRED = {
     "sentence-similarity": ("score", "text_a", "text_b"),
     "text-classification": ("label", "text"),
