@@ -187,6 +187,11 @@ def verify(paths: list[Path] | None = None, root: Path | None = None) -> list:
 # (imports kept with the section they serve; quantgate's own modules, all light: git and PyGithub
 # load only when a client is used)
 
+import os  # noqa: E402
+
+from compiler.clients import actions as _actions  # noqa: E402
+from compiler.clients.git import GitAuth as _GitAuth  # noqa: E402
+from compiler.discover import lock_path as _lock_path  # noqa: E402
 from compiler.gitops import changed as _changed  # noqa: E402
 from compiler.gitops import comment as _comment  # noqa: E402
 from compiler.gitops import commitback as _commitback  # noqa: E402
@@ -194,6 +199,8 @@ from compiler.gitops import scaffold as _scaffold  # noqa: E402
 from compiler.gitops import signoff as _signoff  # noqa: E402
 from compiler.monitoring import compile as _compile_rules  # noqa: E402
 from compiler.monitoring import monitor as _monitor  # noqa: E402
+from compiler.playbook.lockfile import read_lock as _read_lock  # noqa: E402
+from compiler.report.render import render_comment_markdown as _render_comment  # noqa: E402
 
 
 def changed(root: Path, base: str, head: str | None = None, publish: bool = True) -> _changed.ChangedManifests:
@@ -206,14 +213,11 @@ def comment(manifest: Path, pull_request: int, *, body_file: str | None = None, 
             summary_only: bool = False, root: Path | None = None) -> _comment.Posted:
     """Post or update the manifest's one comment on the pull request (and the job summary). The body
     is ``body_file`` (``-``: stdin) or the plan with the lock's results."""
-    from compiler.discover import lock_path
-    from compiler.playbook.lockfile import read_lock
-    from compiler.report.render import render_comment_markdown
-
     if body_file:
         body = _comment.read_body(body_file)
     else:
-        body = render_comment_markdown(read_lock(lock_path(Path(manifest))), plan(manifest, root), marker="")
+        lock = _read_lock(_lock_path(Path(manifest)))
+        body = _render_comment(lock.data() if lock is not None else None, plan(manifest, root), marker="")
     return _comment.post_comment(_changed.manifest_name(Path(manifest)), body, pull_request,
                                  bot_login=bot_login, summary_only=summary_only)
 
@@ -231,11 +235,8 @@ def commit_back(root: Path, manifests: list[Path] | None = None, paths: list[str
     """Commit quantgate's own files as the bot and push (never forced, retried over a moving branch).
     ``branch`` defaults to ``$GITHUB_HEAD_REF``, then the current branch; the push authenticates
     with ``$GITHUB_TOKEN`` when set."""
-    from compiler.clients import actions
-    from compiler.clients.git import GitAuth
-
     return _commitback.commit_back(Path(root), manifests or [], paths or [], message=message, what=what, remote=remote,
-                                   branch=branch or actions.head_ref(), attempts=attempts, auth=GitAuth.from_env())
+                                   branch=branch or _actions.head_ref(), attempts=attempts, auth=_GitAuth.from_env())
 
 
 def init(root: Path, admins: list[str], force: bool = False) -> _scaffold.Scaffolded:
@@ -253,8 +254,6 @@ def monitor(manifests: list[Path] | None = None, *, prometheus: str | None = Non
             base: str | None = None, dry_run: bool = False, require_data: bool = False) -> _monitor.MonitorRun:
     """Evaluate the rollback rules of each manifest (default: every deployed one) on live metrics
     (Prometheus, bearer token ``$PROMETHEUS_TOKEN``, or a snapshot file) and roll back on a breach."""
-    import os
-
     source = _monitor.metrics_source(prometheus, snapshot, timeout, os.environ.get("PROMETHEUS_TOKEN") or None)
     return _monitor.monitor_manifests(list(manifests or []), source, branch=branch, branch_name=branch_name,
                                       pull_request=pull_request, base=base, dry_run=dry_run, require_data=require_data)

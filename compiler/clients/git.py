@@ -1,7 +1,7 @@
 """The one git client: every git command quantgate runs (sign-off, commit-back, changed, monitor)
 goes through ``Git``.
 
-- repository discovery: ``Git.open(path)`` (``InvalidInput`` when ``path`` is not in a repository);
+- repository discovery: ``Git.open(path)`` (``GitError`` when ``path`` is not in a repository);
 - one bot identity, ``github-actions[bot]``, for every commit quantgate makes (the identity GitHub
   shows for the workflow token's commits), whatever git is configured with;
 - tokens reach git the way actions/checkout passes them: an ``http.<server>/.extraheader`` set for
@@ -23,13 +23,13 @@ import base64
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from compiler.clients.secrets import redact
-from compiler.errors import Conflict, InvalidInput, Problem
+from compiler.errors import Conflict
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
@@ -51,7 +51,7 @@ class GitAuth:
         return f"GitAuth(token={'***' if self.token else None}, server_url={self.server_url!r})"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "GitAuth":
+    def from_env(cls, env: dict[str, str] | None = None) -> GitAuth:
         """``$GITHUB_TOKEN`` for ``$GITHUB_SERVER_URL`` (default github.com); no token outside Actions."""
         env = os.environ if env is None else env
         return cls(env.get("GITHUB_TOKEN") or None, (env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER).rstrip("/"))
@@ -104,16 +104,16 @@ class Git:
         self.auth = auth or GitAuth()
 
     @classmethod
-    def open(cls, path: Path, auth: GitAuth | None = None, search_parents: bool = True) -> "Git":
-        """The repository holding ``path`` (its top level); ``InvalidInput`` when there is none."""
+    def open(cls, path: Path, auth: GitAuth | None = None, search_parents: bool = True) -> Git:
+        """The repository holding ``path`` (its top level); ``GitError`` when there is none."""
         import git
 
         try:
             repo = git.Repo(Path(path), search_parent_directories=search_parents)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-            raise InvalidInput(Problem(path=str(path), message="not inside a git repository")) from exc
+            raise GitError(f"{path} is not inside a git repository") from exc
         if repo.working_tree_dir is None:
-            raise InvalidInput(Problem(path=str(path), message="a bare git repository has no working tree"))
+            raise GitError(f"{path} is a bare git repository: it has no working tree")
         return cls(Path(repo.working_tree_dir), auth)
 
     # running git ----------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class Git:
             ) from failed
 
     @contextmanager
-    def worktree(self, start: str) -> Iterator["Git"]:
+    def worktree(self, start: str) -> Iterator[Git]:
         """A temporary detached worktree at ``start`` (the checkout is left alone), removed after."""
         with tempfile.TemporaryDirectory(prefix="quantgate-worktree-") as tmp:
             folder = Path(tmp) / "worktree"

@@ -1,11 +1,15 @@
 """``quantgate init [--admin @org/team ...] [--force]``: scaffold the GitOps workflows, a CODEOWNERS
-block and a branch-protection checklist into the repository (``compiler.gitops.scaffold``). Idempotent;
-refuses (exit 1) to overwrite a file that differs unless ``--force``."""
+block and a branch-protection checklist into the repository (``api.init``;
+``compiler.gitops.scaffold``). Idempotent; refuses (exit 1) to overwrite a file that differs unless
+``--force``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from compiler import api
+from compiler.gitops.scaffold import CHECKLIST
 
 HELP = "scaffold workflows, CODEOWNERS and a checklist into a repository"
 
@@ -18,24 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.gitops import scaffold
-    from compiler.errors import InvalidInput, Problem, Refused
-    from compiler.manifest.model import OWNER_RE
-
-    bad = [a for a in args.admin if not OWNER_RE.match(a)]
-    if bad:
-        raise InvalidInput([Problem(path="--admin", message=f"{a!r} is not a GitHub login ('@alice') or team ('@org/team')") for a in bad])
-    root = args.root.resolve()
-    files, notes = scaffold.plan(root, args.admin)
-    done, refused = scaffold.apply(root, files, force=args.force)
-    for note in notes:
+    result = api.init(args.root, args.admin, force=args.force)
+    for note in result.notes:
         print(f"note: {note}")
-    if refused:
-        raise Refused(
-            "these files exist with other content; nothing was written (rerun with --force to overwrite):\n"
-            + "\n".join(f"  {p}" for p in refused)
-        )
-    for state, path in done:
+    for state, path in result.done:
         print(f"{state} {path}")
-    print(f"next: work through {scaffold.CHECKLIST} (settings GitHub cannot take from a file)")
+    print(f"next: work through {CHECKLIST} (settings GitHub cannot take from a file)")
     return 0

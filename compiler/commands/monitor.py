@@ -1,5 +1,6 @@
 """``quantgate monitor MANIFEST... (--prometheus URL | --snapshot FILE)``: evaluate the rollback rules
-on live metrics; on a breach, flip the serving flag to full precision as one git commit.
+on live metrics; on a breach, flip the serving flag to full precision as one git commit
+(``api.monitor``; ``compiler.monitoring.monitor``).
 
 Exit 0 healthy (or nothing to roll back), 1 rolled back (now, or already), 2 invalid input,
 3 metrics unreadable (endpoint down, malformed answer: nothing changed), 4 git failure.
@@ -9,11 +10,10 @@ See docs/monitoring.md.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from compiler.errors import ExitCode, QuantgateError
+from compiler import api
 
 HELP = "evaluate the rollback rules on live metrics; roll back on a breach"
 
@@ -37,54 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.monitoring.metrics_source import MetricsUnavailable, PrometheusSource, SnapshotSource
-    from compiler.monitoring.monitor import monitor_manifest
-    from compiler.monitoring.rules import RULES
-
-    if args.prometheus:
-        source = PrometheusSource(args.prometheus, args.timeout, os.environ.get("PROMETHEUS_TOKEN") or None)
-    else:
-        source = SnapshotSource(args.snapshot, RULES)
-    codes = []
-    manifests = args.manifests or _deployed()
-    if not manifests:
+    result = api.monitor(args.manifests, prometheus=args.prometheus, snapshot=args.snapshot, timeout=args.timeout,
+                         branch=args.branch, branch_name=args.branch_name, pull_request=args.pr, base=args.base,
+                         dry_run=args.dry_run, require_data=args.require_data)
+    if not result.results:
         print("no deployed manifest (none has a serving file or a lock): nothing to monitor")
         return 0
-    for manifest_path in manifests:
-        try:
-            branch = None
-            if args.branch or args.pr or args.branch_name:
-                branch = args.branch_name or f"quantgate/rollback-{_name(manifest_path)}"
-            outcome = monitor_manifest(manifest_path, source, branch=branch, pull_request=args.pr,
-                                       base=args.base, dry_run=args.dry_run)
-            missing = [o.rule.name for o in outcome.observations if o.value is None]
-            if args.require_data and missing:
-                raise MetricsUnavailable(f"{manifest_path}: no data for {', '.join(missing)} (--require-data)")
-        except QuantgateError as exc:
-            # One broken manifest or endpoint must not hide the others' results.
-            print(f"{manifest_path}: {exc.render()}", file=sys.stderr)
-            codes.append(int(exc.exit_code))
-            continue
-        _print(outcome)
-        codes.append(outcome.exit_code)
-    # Unreadable metrics and errors outrank a rollback: someone must look at the monitor itself.
-    errors = [c for c in codes if c not in (ExitCode.OK, ExitCode.REFUSED)]
-    return max(errors) if errors else max(codes)
-
-
-def _deployed() -> list[Path]:
-    from compiler.discover import find_repo_root, lock_path, manifest_paths, serving_path
-
-    root = find_repo_root(Path.cwd())
-    found = [p for p in manifest_paths(root) if serving_path(p).is_file() or lock_path(p).is_file()]
-    cwd = Path.cwd().resolve()
-    return [p.resolve().relative_to(cwd) if p.resolve().is_relative_to(cwd) else p for p in found]
-
-
-def _name(manifest_path: Path) -> str:
-    from compiler.manifest.load import load_manifest
-
-    return load_manifest(manifest_path).manifest.metadata.name
+    for item in result.results:
+        if item.error is not None:
+            print(f"{item.manifest}: {item.error.render()}", file=sys.stderr)
+        else:
+            _print(item.outcome)
+    return result.exit_code
 
 
 def _print(outcome) -> None:

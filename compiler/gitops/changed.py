@@ -18,7 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 
 from compiler.clients import actions
-from compiler.clients.git import Git
+from compiler.clients.git import Git, GitError
 from compiler.discover import MANIFEST_DIR, REPO_CONFIG, TOOL_SUFFIXES, manifest_paths
 from compiler.errors import InvalidInput, Problem
 from compiler.manifest.load import load_repo_config
@@ -58,7 +58,10 @@ class Change:
 
 
 def _git(root: Path) -> Git:
-    return Git.open(Path(root), search_parents=False)
+    try:
+        return Git.open(Path(root), search_parents=False)
+    except GitError as exc:
+        raise InvalidInput(Problem(path=str(root), message="not a git repository")) from exc
 
 
 def _rev(repo: Git, ref: str, what: str) -> str:

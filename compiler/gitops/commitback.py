@@ -15,9 +15,9 @@ Contract:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from compiler import discover
 from compiler.clients import actions

@@ -24,22 +24,30 @@ Rules (each has a test in tests/gitops/test_signoff_rules.py):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from compiler import discover
 from compiler.clients import actions
 from compiler.clients.git import Git
 from compiler.clients.github import (
-    APPROVED, CHANGES_REQUESTED, DISMISSED, Context, GitHub, Review, context_from_env, parse_team, review_from_event,
+    APPROVED,
+    CHANGES_REQUESTED,
+    DISMISSED,
+    Context,
+    GitHub,
+    Review,
+    context_from_env,
+    parse_team,
+    review_from_event,
 )
 from compiler.errors import InvalidInput
 from compiler.gitops.changed import touches_only_quantgate_files
 from compiler.manifest.load import load_manifest
 from compiler.playbook.lockfile import parse_lock, read_lock, update_signoff
-from compiler.report.escape import md
 from compiler.playbook.signers import plays_that_ran, signers
+from compiler.report.escape import md
 from compiler.vocabulary import Role
 
 #: Role order used for reports and for the deterministic matching: the manifest's order.

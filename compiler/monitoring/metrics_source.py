@@ -15,7 +15,6 @@ Snapshot files (``--snapshot``) are JSON objects keyed by rollback rule name; ea
 from __future__ import annotations
 
 import json
-import math
 import urllib.error
 import urllib.parse
 import urllib.request

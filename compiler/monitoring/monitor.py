@@ -25,7 +25,12 @@ from compiler.manifest.quantities import parse_duration
 from compiler.monitoring.metrics_source import MetricsUnavailable, PrometheusSource, SnapshotSource, held_query
 from compiler.monitoring.rules import RULES, Rule, format_number, rollback_rules
 from compiler.monitoring.serving import (
-    FULL_PRECISION, QUANTIZED, build_serving, dump_serving, read_serving, rolled_back,
+    FULL_PRECISION,
+    QUANTIZED,
+    build_serving,
+    dump_serving,
+    read_serving,
+    rolled_back,
 )
 from compiler.playbook.lockfile import read_lock
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from compiler.gitops.changed import changed, is_quantgate_file
 from compiler.cli import main
+from compiler.gitops.changed import changed, is_quantgate_file
 
 from .conftest import demo_manifest_text, git
 

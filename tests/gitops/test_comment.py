@@ -8,7 +8,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from compiler.cli import main
-from compiler.commands.comment import compose
+from compiler.gitops.comment import compose
 from compiler.report.escape import md
 
 MANIFEST = "manifests/minilm-stsb.yaml"

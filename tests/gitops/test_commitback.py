@@ -8,8 +8,8 @@ import stat
 import pytest
 
 from compiler.cli import main
-from compiler.gitops.commitback import BOT_EMAIL, BOT_NAME, CommitBack
 from compiler.errors import Conflict, InvalidInput
+from compiler.gitops.commitback import BOT_EMAIL, BOT_NAME, CommitBack
 
 from .conftest import git
 

@@ -3,11 +3,10 @@ team members resolved, the token never in an error message."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from compiler.errors import InvalidInput, RunnerFailed
 from compiler.clients.github import GitHub, context_from_env, review_from_event, review_from_json
+from compiler.errors import InvalidInput, RunnerFailed
 
 from .github_server import FIXTURES, WEBHOOKS, load
 

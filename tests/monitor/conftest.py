@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.playbook.lockfile import write_lock
 from compiler.monitoring.serving import write_serving
+from compiler.playbook.lockfile import write_lock
 
 DEMO = Path(__file__).resolve().parents[2] / "manifests" / "minilm-stsb.yaml"
 ARTIFACT_SHA = "a" * 64

@@ -11,9 +11,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.manifest.load import load_manifest
-from compiler.monitoring.metrics_source import held_query
 from compiler.manifest.quantities import parse_duration
 from compiler.manifest.repo_config import Monitoring
+from compiler.monitoring.metrics_source import held_query
 from compiler.monitoring.rules import rollback_rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from compiler.cli import main
+from compiler.clients.git import BOT_EMAIL, BOT_NAME
 from compiler.monitoring.serving import read_serving
 
 from .conftest import BREACH, git
@@ -41,6 +42,8 @@ def test_breach_of_each_rule_flips_the_flag_in_one_commit(deployed, prometheus, 
     assert git(deployed, "show", "--name-only", "--format=", "HEAD").splitlines() == ["manifests/demo.serving.yaml"]
     assert git(deployed, "status", "--porcelain") == ""
     assert "rolled-back" in capsys.readouterr().out
+    # The one bot identity of every quantgate commit (compiler.clients.git), even where git has a user.
+    assert git(deployed, "log", "-1", "--format=%an <%ae>|%cn <%ce>") == f"{BOT_NAME} <{BOT_EMAIL}>|{BOT_NAME} <{BOT_EMAIL}>"
 
 
 def test_second_breach_report_makes_no_second_commit(deployed, prometheus):

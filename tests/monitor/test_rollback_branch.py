@@ -4,6 +4,7 @@ against a loopback server answering GitHub's REST shapes (built from the fixture
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,8 @@ def test_breach_commits_on_a_branch_pushes_and_opens_one_pull_request(deployed, 
 
 
 def test_failed_pull_request_is_a_clear_conflict(deployed, tmp_path, httpserver, monkeypatch, capsys):
-    httpserver.expect_request("/repos/" + REPOSITORY).respond_with_json({"message": "Bad credentials"}, status=401)
+    # bad credentials are refused on every endpoint (the client reads the repository lazily)
+    httpserver.expect_request(re.compile("^/repos/" + REPOSITORY + "(/.*)?$")).respond_with_json({"message": "Bad credentials"}, status=401)
     monkeypatch.setenv("GITHUB_API_URL", httpserver.url_for("").rstrip("/"))
     monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_secretvalue999")

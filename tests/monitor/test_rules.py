@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.monitoring import rules
 from compiler.cli import main
 from compiler.discover import manifest_paths
 from compiler.manifest.load import load_manifest
 from compiler.manifest.repo_config import Monitoring
+from compiler.monitoring import rules
 
 from .conftest import git, manifest_text
 

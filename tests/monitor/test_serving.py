@@ -10,7 +10,8 @@ import pytest
 
 from compiler.monitoring.serving import read_serving, write_serving
 from runners.base import RunnerError
-from runners.serving_loader import load_active, main as loader_main, resolve
+from runners.serving_loader import load_active, resolve
+from runners.serving_loader import main as loader_main
 
 from .conftest import ARTIFACT_SHA, WEIGHTS_SHA, make_lock, manifest_text
 
