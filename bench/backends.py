@@ -33,7 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runners.base import (BaselineResult, DatasetSpec, EnvelopeSpec, EvalSpec, ModelSpec, QuantSpec)  # noqa: E402
+from runners.base import BaselineResult, DatasetSpec, EnvelopeSpec, EvalSpec, ModelSpec, QuantSpec  # noqa: E402
 
 MODES = (
     ("onnxruntime", "int8", "dynamic-int8"),

@@ -44,12 +44,12 @@ def _spread(samples) -> str:
 
 
 def minilm(rows: int | None, reference: bool) -> None:
+    from runners.base import Performance
     from runners.envelope import check_envelope
     from runners.environment import cpu_flags, cpu_name
     from runners.evaluate import evaluate
     from runners.models import footprint_bytes, load_model
     from runners.perf import synthetic_inputs, time_forward
-    from runners.base import Performance
 
     envelope = EnvelopeSpec(device="cpu", memory_bytes=2**30, headroom=0.25, batch_size=8, sequence_length=128, latency_p95_ms=50)
     dataset = DatasetSpec(path=str(ROOT / "data/stsb/sts-test.tsv"), format="tsv", columns={"score": 4, "text_a": 5, "text_b": 6}, limit=rows)
@@ -73,6 +73,7 @@ def minilm(rows: int | None, reference: bool) -> None:
     if reference:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
+
         from runners.datasets import read_examples
 
         records = read_examples(spec.dataset, spec.task)

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "store"))
 
-from servers import MotoS3, Registry
+from servers import MotoS3, Registry  # noqa: E402
 
-from compiler.files import artifact_sha256, file_sha256, listing
-from compiler.store import open_store, pull, push
+from compiler.files import artifact_sha256, file_sha256, listing  # noqa: E402
+from compiler.store import open_store, pull, push  # noqa: E402
 
 
 def newest_artifact() -> Path | None:

@@ -11,14 +11,15 @@ materialises, and the pull-request check that validates manifests must not need 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from compiler.errors import Problem
 from compiler.manifest.load import LoadedManifest, display
-from compiler.manifest.source import Source
 from compiler.manifest.locate import problem_at
+from compiler.manifest.source import Source
 
 #: What a user does when a repo-relative model directory is missing.
 SETUP_HINT = "run scripts/setup (models/ is git-ignored and materialised by setup)"

@@ -25,7 +25,7 @@ from compiler.errors import InvalidInput, Problem
 from compiler.manifest.fastyaml import Unsure, fast_load
 from compiler.manifest.locate import manifest_problems, model_problems
 from compiler.manifest.repo_config import RepoConfig
-from compiler.manifest.source import Source, to_plain
+from compiler.manifest.source import Source
 
 #: Manifests are a page or two of YAML; anything past this is a mistake or an attack.
 MAX_BYTES = 1024 * 1024

@@ -139,7 +139,7 @@ class Model(Strict):
         return self.source.startswith("./")
 
     @model_validator(mode="after")
-    def _revision(self) -> "Model":
+    def _revision(self) -> Model:
         problems = []
         if self.is_local:
             why = _relative_path_problem(self.source[2:] or "")
@@ -310,7 +310,7 @@ class Gate(Strict):
     relative: bool = Field(False, description="Drops are fractions of the baseline value instead of metric units (use for perplexity).")
 
     @model_validator(mode="after")
-    def _margin(self) -> "Gate":
+    def _margin(self) -> Gate:
         if self.close_margin < self.max_drop:
             raise FieldErrors(("close_margin", f"{self.close_margin} must be at least max_drop ({self.max_drop})"))
         return self
@@ -333,7 +333,7 @@ class Qat(Strict):
     seed: int = Field(0, description="Training seed.")
 
     @model_validator(mode="after")
-    def _justified(self) -> "Qat":
+    def _justified(self) -> Qat:
         if self.enabled and not (self.justification or "").strip():
             raise FieldErrors(("justification", "QAT is a training run: enabling it needs a written justification"))
         return self
@@ -398,7 +398,7 @@ class Manifest(Strict):
         return required_roles(self.mixed_precision, self.qat, self.rollback)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Manifest":
+    def _consistent(self) -> Manifest:
         problems = consistency_problems({name: getattr(self, name) for name in type(self).model_fields})
         if problems:
             raise FieldErrors(*problems)

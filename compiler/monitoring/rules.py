@@ -229,7 +229,7 @@ def synthetic_tests(manifest: Manifest, rules_doc: dict, monitoring: Monitoring 
             if rule.name == "quality_floor":
                 labels["model"] = name  # the only query that keeps the series' labels
             annotations = dict(alert["annotations"])
-            annotations["summary"] = annotations["summary"].replace(VALUE, "%.4g" % value)
+            annotations["summary"] = annotations["summary"].replace(VALUE, f"{value:.4g}")
             fires = rule.breached(value)
             out.append({"eval_time": f"{minutes}m", "alertname": ALERT_NAMES[rule.name],
                         "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}] if fires else []})

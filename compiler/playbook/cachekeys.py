@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.files import directory_sha256, file_sha256, sha256_of
-from compiler.vocabulary import MODEL_PLAYS, PLAYS, Play
+from compiler.vocabulary import MODEL_PLAYS, PLAYS
 
 #: Bumped when what a key covers changes, so old journals and locks stop matching.
 CACHE_VERSION = 1

@@ -16,19 +16,33 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from compiler.errors import InvalidInput, Problem, RunnerFailed
 from compiler.manifest.model import LOWER_IS_BETTER
 from compiler.playbook.funnel import DONE, Route, Step, step
 from compiler.playbook.gate import Judgment, judge, quality_bar
 from compiler.playbook.plan import Plan, candidate_of, known_results
-from compiler.vocabulary import Decision, EnvelopeVerdict, Play, PlanStatus, Status, Verdict
+from compiler.vocabulary import Decision, EnvelopeVerdict, PlanStatus, Play, Status, Verdict
 from runners.base import (
-    BaselineResult, DatasetSpec, EnvelopeSpec, EvalSpec, ModelInfo, ModelSpec, Performance, Progress, QatSpec,
-    QuantSpec, RunnerError, RunnerInputError, from_dict, no_progress, to_dict,
+    BaselineResult,
+    DatasetSpec,
+    EnvelopeSpec,
+    EvalSpec,
+    ModelInfo,
+    ModelSpec,
+    Performance,
+    Progress,
+    QatSpec,
+    QuantSpec,
+    RunnerError,
+    RunnerInputError,
+    from_dict,
+    no_progress,
+    to_dict,
 )
 
 
@@ -217,7 +231,7 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
             baseline = out.results[Play.BASELINE]
             info = from_dict(ModelInfo, baseline["model_info"])
             perf = from_dict(Performance, baseline["performance"])
-            envelope = obtain(Play.ENVELOPE, lambda pr: runner.envelope(info, specs.quant, specs.envelope, perf))
+            envelope = obtain(Play.ENVELOPE, lambda pr, info=info, perf=perf: runner.envelope(info, specs.quant, specs.envelope, perf))
             verdict = envelope["verdict"]
             out.statuses[Play.ENVELOPE] = Status.FAILED if verdict == EnvelopeVerdict.FAIL else Status.PASSED
             if verdict == EnvelopeVerdict.FAIL:

@@ -13,8 +13,8 @@ known yet (``explore``), which is why the plan predicts exactly what execution r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from compiler.vocabulary import CANDIDATE_PLAYS, Decision, EnvelopeVerdict, Play, Verdict
 
@@ -30,7 +30,7 @@ class Route:
     qat: bool
 
     @classmethod
-    def of(cls, manifest) -> "Route":
+    def of(cls, manifest) -> Route:
         return cls(mixed_precision=manifest.mixed_precision.enabled, qat=manifest.qat.enabled)
 
 

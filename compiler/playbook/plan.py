@@ -9,8 +9,9 @@ installed backend can execute (``InvalidInput`` located at ``quantization.backen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from compiler.errors import InvalidInput, Problem
 from compiler.files import sha256_of
@@ -18,7 +19,7 @@ from compiler.playbook.cachekeys import Facts, cache_keys, gather_facts, uncache
 from compiler.playbook.funnel import DONE, Exploration, Route, explore
 from compiler.playbook.gate import judge
 from compiler.playbook.lockmodel import Lock
-from compiler.vocabulary import CANDIDATE_PLAYS, MODEL_PLAYS, PLAY_SIGNERS, PLAYS, Decision, Play, PlanStatus, Verdict
+from compiler.vocabulary import CANDIDATE_PLAYS, MODEL_PLAYS, PLAY_SIGNERS, PLAYS, Decision, PlanStatus, Play, Verdict
 
 PLAN_SCHEMA_VERSION = 1
 

@@ -5,7 +5,7 @@ and the roles that sign them (``compiler.vocabulary.PLAY_SIGNERS``). The lock's 
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from compiler.vocabulary import PLAY_SIGNERS, Play, Role, Status
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.files import file_sha256
-from compiler.playbook.cachekeys import gather_facts
 from compiler.discover import lock_path
+from compiler.files import file_sha256
+from compiler.manifest.model import LOWER_IS_BETTER
+from compiler.playbook.cachekeys import gather_facts
 from compiler.playbook.gate import judge
 from compiler.playbook.lockfile import read_lock, results_sha256
 from compiler.playbook.lockmodel import Lock
-from compiler.manifest.model import LOWER_IS_BETTER
 from compiler.playbook.plan import candidate_of, manifest_sections
 
 

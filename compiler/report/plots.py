@@ -10,8 +10,8 @@ bytes differ, so an unchanged rerun changes no file.
 
 from __future__ import annotations
 
-import io
 import importlib.util
+import io
 from pathlib import Path
 
 from compiler.playbook.lockfile import write_if_changed

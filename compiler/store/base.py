@@ -146,7 +146,7 @@ class Store(ABC):
         """The file of ``files`` that is uploaded last because its presence means complete."""
         return RECORD_FILE if RECORD_FILE in files else None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most stores hold nothing to release
         """Release connections (an OCI session); the store stays usable and reconnects on demand."""
 
 

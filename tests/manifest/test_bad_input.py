@@ -19,7 +19,7 @@ def _replace(old: str, new: str):
 
 BOMB = "".join(
     f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['x'] * 9)}]\n"
-    for prev, name in zip(["", "a", "b", "c", "d"], ["a", "b", "c", "d", "e"])
+    for prev, name in zip(["", "a", "b", "c", "d"], ["a", "b", "c", "d", "e"], strict=True)
 )
 
 #: case -> (make the file from the demo text, exact first line of stderr)

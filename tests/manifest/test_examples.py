@@ -6,11 +6,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from manifest_support import REPO_ROOT, validate
 
 from compiler.discover import manifest_paths
 from compiler.manifest.load import load_manifest
-
-from manifest_support import REPO_ROOT, validate
 
 EXAMPLES = manifest_paths(REPO_ROOT)
 

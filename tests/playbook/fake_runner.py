@@ -15,8 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runners.base import (
-    Artifact, BaselineResult, CandidateResult, Degraded, EnvelopeResult, Environment, Evaluation, Example,
-    MixedPrecisionResult, ModelInfo, Performance, QatResult, Quality, no_progress,
+    Artifact,
+    BaselineResult,
+    CandidateResult,
+    Degraded,
+    EnvelopeResult,
+    Environment,
+    Evaluation,
+    Example,
+    MixedPrecisionResult,
+    ModelInfo,
+    Performance,
+    QatResult,
+    Quality,
+    no_progress,
 )
 
 LAYERS = tuple(f"encoder.layer.{i}.{part}" for i in range(3) for part in ("attention.q", "attention.k", "ffn.up", "ffn.down"))
@@ -33,7 +45,7 @@ class Script:
     fail: dict[str, str] = field(default_factory=dict)  # play -> "runner" | "input"
 
     @classmethod
-    def from_json(cls, text: str) -> "Script":
+    def from_json(cls, text: str) -> Script:
         data = json.loads(text)
         for key in ("baseline", "ptq", "mixed_precision", "qat"):
             if data.get(key) is not None:

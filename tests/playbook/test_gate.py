@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.playbook.gate import drop, judge, quality_bar
 from compiler.manifest.model import Envelope, Gate
+from compiler.playbook.gate import drop, judge, quality_bar
 
 GATE = Gate(max_drop=0.01, hardest_max_drop=0.03, close_margin=0.03)
 BASE = {"value": 0.85, "hardest": 0.60}

@@ -9,8 +9,8 @@ from fake_runner import FakeRunner, Script
 
 from compiler import api
 from compiler.errors import InvalidInput
-from compiler.playbook.lockfile import HEADER, dump_lock, parse_lock, read_lock, update_signoff, write_if_changed
 from compiler.manifest.schemas import render_schema
+from compiler.playbook.lockfile import HEADER, dump_lock, parse_lock, read_lock, update_signoff, write_if_changed
 
 
 def test_dump_is_canonical_and_round_trips(repo):
