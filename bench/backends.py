@@ -34,17 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runners.base import BaselineResult, DatasetSpec, EnvelopeSpec, EvalSpec, ModelSpec, QuantSpec  # noqa: E402
+from runners.registry import BACKENDS  # noqa: E402
 
-MODES = (
-    ("onnxruntime", "int8", "dynamic-int8"),
-    ("onnxruntime", "int8", "none"),
-    ("onnxruntime", "int4", "none"),
-    ("torchao", "int8", "none"),
-    ("torchao", "int8", "dynamic-int8"),
-    ("torchao", "int4", "none"),
-    ("optimum-quanto", "int8", "none"),
-    ("optimum-quanto", "int4", "none"),
-)
+#: Every declared (backend, weights, activations) mode, in registration order.
+MODES = tuple((name, w, a) for name, backend in BACKENDS.items() for w, a in backend.capabilities.modes)
 COS_SENTENCES = 256
 
 

@@ -88,7 +88,7 @@ def write_schemas(root: Path, check: bool = False) -> list[Path]:
 
 def plan(path: Path, root: Path | None = None):
     """The plan for one manifest (``compiler.playbook.plan.Plan``): which plays run, why, their cache keys.
-    Loads no model; refuses a plan no installed backend can execute."""
+    Loads no model; refuses a plan no registered backend can execute (declared capabilities, not what is installed)."""
     from compiler.discover import lock_path
     from compiler.playbook.journal import Journal
     from compiler.playbook.lockfile import read_lock

@@ -6,10 +6,10 @@ config, library versions, the source model's canonical weight hash, which layers
 precision, the calibration record and the sha256 of every other file. Nothing machine-specific
 (paths, timestamps, host names) goes in, so identical inputs give identical bytes.
 
-The directory's name is the artifact hash: sha256 over the sorted ``name\\0sha256\\n`` lines of all
-its files, ``artifact.json`` included. It is written under a temporary name and renamed into place,
-so a reader never sees a half-written artifact; an existing directory with the same hash is the same
-artifact and is kept.
+The directory's name is the artifact hash, ``compiler.files.artifact_sha256``: sha256 over the sorted
+``name\\0sha256\\n`` lines of all its files (``compiler.files.listing``), ``artifact.json`` included.
+It is written under a temporary name and renamed into place, so a reader never sees a half-written
+artifact; an existing directory with the same hash is the same artifact and is kept.
 
 ``load_artifact(path, format, device)`` checks every file against ``artifact.json`` and rebuilds the
 model through its backend's ``reload``; ``runners.reload`` runs it in a fresh process.
@@ -17,36 +17,21 @@ model through its backend's ``reload``; ``runners.reload`` runs it in a fresh pr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from compiler.files import artifact_sha256, file_sha256, listing
 from runners.base import Artifact, RunnerError
 
 RECORD_FILE = "artifact.json"
 SCHEMA = 1
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def tree_sha256(files: dict[str, str]) -> str:
-    """The artifact hash over (relative name, file sha256) pairs."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(f"{name}\0{files[name]}\n".encode())
-    return digest.hexdigest()
 
 
 def slug(source: str) -> str:
@@ -91,10 +76,6 @@ def save_tokenizer(tokenizer: Any, directory: Path) -> None:
         config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _listing(directory: Path) -> dict[str, str]:
-    return {p.relative_to(directory).as_posix(): file_sha256(p) for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
 def write_artifact(artifact_root: str | Path, name: str, fmt: str, record: dict[str, Any],
                    write: Callable[[Path], dict[str, Any]]) -> Artifact:
     """Write files with ``write(tmpdir) -> backend config``, add ``artifact.json``, hash, rename.
@@ -109,11 +90,11 @@ def write_artifact(artifact_root: str | Path, name: str, fmt: str, record: dict[
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     try:
         config = write(tmp)
-        files = _listing(tmp)
+        files = listing(tmp)
         body = {"schema": SCHEMA, "format": fmt, **record, "config": config, "files": files}
         (tmp / RECORD_FILE).write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        files = _listing(tmp)
-        sha = tree_sha256(files)
+        files = listing(tmp)
+        sha = artifact_sha256(files)
         final = parent / sha
         if final.is_dir():
             shutil.rmtree(tmp)  # the same content is already there

@@ -9,8 +9,9 @@ Every result is a frozen dataclass made of plain values so it round-trips throug
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -313,7 +314,12 @@ class QatResult:
 
 
 class Runner(Protocol):
-    """What the compiler calls, one method per play that touches a model."""
+    """What the compiler calls: ``preflight`` once per run, then one method per play that touches a model."""
+
+    def preflight(self, quant: QuantSpec) -> None:
+        """Raise ``RunnerInputError`` when this runner cannot quantize with ``quant.backend`` here (e.g.
+        it is not installed), before any play loads a model. The plan was resolved from declared
+        capabilities only; this is where the machine's installation is checked."""
 
     def baseline(self, model: ModelSpec, evaluation: EvalSpec, envelope: EnvelopeSpec, progress: Progress = no_progress) -> BaselineResult: ...
 

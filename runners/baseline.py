@@ -13,7 +13,7 @@ from runners.base import BaselineResult, EnvelopeSpec, EvalSpec, ModelSpec, Prog
 def run_baseline(model: ModelSpec, evaluation: EvalSpec, envelope: EnvelopeSpec, progress: Progress = no_progress,
                  **timing: object) -> BaselineResult:
     """Measure the full-precision model. ``timing`` overrides the latency protocol (tests only)."""
-    from runners.datasets import file_sha256
+    from compiler.files import file_sha256
     from runners.environment import environment
     from runners.evaluate import evaluate
     from runners.models import footprint_bytes, load_model, weights_sha256

@@ -19,12 +19,12 @@ first N records in file order.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from runners.base import DatasetSpec, RunnerInputError
 
@@ -61,15 +61,6 @@ class Record:
     def texts(self) -> tuple[str, ...]:
         """Every text of the record, for calibration inputs."""
         return tuple(t for t in (self.text, self.text_b, self.completion) if t is not None)
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of the file bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_examples(spec: DatasetSpec, task: str) -> list[Record]:

@@ -12,17 +12,20 @@ import platform
 from functools import lru_cache
 
 from runners.base import Environment
+from runners.registry import BACKENDS
 
 #: CPU features that decide whether low-precision formats run natively (x86) or fast (Arm).
 RELEVANT_FLAGS = (
     "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
     "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve", "bf16",
 )
-#: Libraries whose versions change the numbers.
-LIBRARIES = (
-    "torch", "transformers", "tokenizers", "torchao", "onnxruntime", "onnx", "optimum-quanto",
+#: Libraries whose versions change the numbers: the model stack, then every registered backend's
+#: declared distributions (from the registry: no backend is named here).
+LIBRARIES = tuple(dict.fromkeys((
+    "torch", "transformers", "tokenizers",
+    *(d for backend in BACKENDS.values() for d in backend.capabilities.distributions),
     "numpy", "scipy", "gguf", "safetensors",
-)
+)))
 
 
 @lru_cache(maxsize=1)

@@ -40,7 +40,7 @@ def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[st
                            sequence_length=spec.sequence_length, dataset_format=spec.dataset.format,
                            source=spec.dataset.path, stride=spec.stride,
                            limit=spec.dataset.limit, label2id=label2id, progress=progress)
-    examples = tuple(Example(id=i, score=float(s)) for i, s in zip(scored.ids, scored.scores))
+    examples = tuple(Example(id=i, score=float(s)) for i, s in zip(scored.ids, scored.scores, strict=False))
     if hardest_ids is None:
         hardest_ids = select_hardest(examples, spec.hardest_fraction)
     position = {e.id: n for n, e in enumerate(examples)}

@@ -30,7 +30,15 @@ import time
 from typing import Any
 
 from runners.base import (
-    BaselineResult, EnvelopeSpec, Evaluation, EvalSpec, MixedPrecisionResult, ModelSpec, Progress, QualityBar, QuantSpec,
+    BaselineResult,
+    EnvelopeSpec,
+    EvalSpec,
+    Evaluation,
+    MixedPrecisionResult,
+    ModelSpec,
+    Progress,
+    QualityBar,
+    QuantSpec,
     no_progress,
 )
 
@@ -108,15 +116,16 @@ def run_mixed_precision(model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec
     """Play 5 (see the module docstring). ``timing`` overrides the reloaded artifact's latency protocol (tests)."""
     from runners.ptq import Quantizer
 
-    with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing) as quantizer:
+    with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing,
+                   method="mixed_precision") as quantizer:
         layers = quantizer.layers
         fixed = quantizer.protected  # the manifest's protected layers stay protected in every candidate
         cap = math.floor(max_protected_fraction * len(layers))
         progress(0, 0, "mixed precision: rank layers by the proxy")
         started = time.perf_counter()
         plan = quantizer.plan(fixed)
-        # The group the backend really uses when the manifest leaves it unset (quanto: 128, others: 32).
-        group = quant.group_size or getattr(quantizer.backend, "DEFAULT_GROUP", plan.int4_group)
+        # The group the backend really uses when the manifest leaves it unset, as it declares it.
+        group = quant.group_size or quantizer.entry.capabilities.default_group_size
         scores = sensitivity(quantizer.loaded.model, quantizer.loaded.tokenizer, model.task, plan.quantized, quant.weights,
                              quant.activations, group, quantizer.calibration.texts, evaluation.sequence_length)
         proxy_seconds = time.perf_counter() - started
@@ -151,7 +160,7 @@ def run_mixed_precision(model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec
                                      "proxy_texts": min(PROXY_TEXTS, len(quantizer.calibration.texts)),
                                      "proxy_seconds": round(proxy_seconds, 3), "cap_layers": cap,
                                      "max_protected_fraction": max_protected_fraction}}
-        best = quantizer.build(protect(chosen), "mixed_precision", extra)
+        best = quantizer.build(protect(chosen), "mixed_precision", extra, play_used_calibration=True)
         passed = bar.accepts(best.quality.value, best.quality.hardest)
         evaluations.append(Evaluation(kind="full", protected_layers=best.protected_layers, value=best.quality.value,
                                       hardest=best.quality.hardest, footprint_bytes=best.performance.footprint_bytes,

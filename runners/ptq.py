@@ -8,9 +8,13 @@ written content-addressed (``runners.artifacts``), then ``runners.reload`` evalu
 process on the baseline's hardest slice and measures its latency. Mixed precision and QAT reuse the
 same ``Quantizer``.
 
-Calibration: weight-only and dynamic-activation modes need no activation statistics, so the drawn
-samples are recorded but unused by the backend (``config.calibration_used: false``); mixed precision
-uses them for its sensitivity proxy and QAT distils on them.
+Calibration: every backend's ``prepare`` receives the drawn examples; one that rounds to nearest
+(weight-only, dynamic activations) declares ``needs_calibration=False`` and ignores them. The result's
+``config.calibration_used`` is true when the backend declares it needs them or the play used them
+(mixed precision's sensitivity proxy, QAT's distillation).
+
+The backend is checked against its declared capabilities (``runners.registry``) before anything
+loads, so the runner refuses exactly what the planner refuses, in the same words.
 """
 
 from __future__ import annotations
@@ -24,31 +28,59 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.files import file_sha256
 from runners.base import (
-    Artifact, BaselineResult, CandidateResult, EnvelopeSpec, EvalSpec, ModelSpec, Progress, QuantSpec, Quality, RunnerInputError,
+    Artifact,
+    BaselineResult,
+    CandidateResult,
+    EnvelopeSpec,
+    EvalSpec,
+    ModelSpec,
+    Progress,
+    Quality,
+    QuantSpec,
+    RunnerInputError,
     no_progress,
 )
-from runners.registry import BACKENDS
+from runners.datasets import Record
+from runners.registry import BACKENDS, capable
 
 
 @dataclass(frozen=True)
 class Calibration:
-    texts: tuple[str, ...]
+    records: tuple[Record, ...]  # the drawn examples, in file order: what every backend's prepare receives
     samples: int  # records drawn
     sha256: str  # of the calibration file
     seed: int
 
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every non-empty text of the drawn records (mixed precision's proxy batch, QAT's training texts)."""
+        return tuple(t for r in self.records for t in r.texts if t)
+
 
 def draw_calibration(quant: QuantSpec, task: str) -> Calibration:
     """``quant.samples`` records drawn without replacement with ``random.Random(seed)``, in file order."""
-    from runners.datasets import file_sha256, read_examples
+    from runners.datasets import read_examples
 
     records = read_examples(quant.calibration, task)
     if not records:
         raise RunnerInputError("quantization.calibration: the calibration set has no examples", quant.calibration.path)
     chosen = sorted(random.Random(quant.seed).sample(range(len(records)), min(quant.samples, len(records))))
-    texts = tuple(t for i in chosen for t in records[i].texts if t)
-    return Calibration(texts=texts, samples=len(chosen), sha256=file_sha256(quant.calibration.path), seed=quant.seed)
+    return Calibration(records=tuple(records[i] for i in chosen), samples=len(chosen),
+                       sha256=file_sha256(quant.calibration.path), seed=quant.seed)
+
+
+def check_capabilities(quant: QuantSpec, task: str, method: str, device: str | None) -> None:
+    """``RunnerInputError`` when the backend's declaration does not cover this request (the planner
+    refused it already; a runner called directly refuses it too, before loading anything)."""
+    backend = BACKENDS.get(quant.backend)
+    if backend is None:
+        raise RunnerInputError(f"quantization.backend: {quant.backend!r} is not a registered backend (known: {', '.join(BACKENDS)})")
+    why = backend.refusal(device, quant.weights, quant.activations, task, method, quant.group_size)
+    if why:
+        can = capable(device, quant.weights, quant.activations, task, method, quant.group_size) if device else []
+        raise RunnerInputError(f"quantization.backend: {why}" + (f"; backends that can: {', '.join(can)}" if can else ""))
 
 
 def resolve_protected(globs: tuple[str, ...], layers: tuple[str, ...]) -> tuple[str, ...]:
@@ -66,16 +98,16 @@ class Quantizer:
 
     def __init__(self, model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: EnvelopeSpec,
                  baseline: BaselineResult, artifact_root: str, progress: Progress = no_progress,
-                 timing: dict[str, Any] | None = None, loaded: Any = None):
+                 timing: dict[str, Any] | None = None, loaded: Any = None, method: str = "ptq"):
         from runners import backends
         from runners.models import load_model
 
-        if quant.backend not in BACKENDS:
-            raise RunnerInputError(f"quantization.backend: {quant.backend!r} is not a registered backend (known: {', '.join(BACKENDS)})")
+        # Refuse what the backend does not declare before loading anything.
+        check_capabilities(quant, model.task, method, envelope.device if envelope is not None else None)
         self.spec, self.quant, self.evaluation, self.envelope = model, quant, evaluation, envelope
         self.baseline, self.artifact_root, self.progress, self.timing = baseline, artifact_root, progress, timing or {}
+        self.entry = BACKENDS[quant.backend]
         self.backend = backends.load(quant.backend)
-        self.backend.check(self.plan(()))  # refuse what the backend cannot build before loading anything
         self.calibration = draw_calibration(quant, model.task)  # bad calibration data fails before the load
         progress(0, 0, "load model")
         self.loaded = loaded or load_model(model, "cpu")
@@ -87,14 +119,14 @@ class Quantizer:
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Quantizer":
+    def __enter__(self) -> Quantizer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def plan(self, protected: tuple[str, ...]):
-        from runners.backends import LayerPlan
+        from runners.backends.protocol import LayerPlan
 
         layers = getattr(self, "layers", ())
         keep = set(protected)
@@ -106,7 +138,8 @@ class Quantizer:
     def prepared(self) -> Any:
         if self._prepared is None:
             self.progress(0, 0, f"prepare {self.quant.backend}")
-            self._prepared = self.backend.prepare(self.loaded.model, self.loaded.tokenizer, self.spec.task, self.workdir)
+            self._prepared = self.backend.prepare(self.loaded.model, self.loaded.tokenizer, self.spec.task,
+                                                  self.calibration.records, self.workdir)
         return self._prepared
 
     @property
@@ -130,16 +163,15 @@ class Quantizer:
              candidate: Any = None) -> tuple[Any, Artifact]:
         """Quantize (unless ``candidate`` is given) and write the content-addressed artifact."""
         from runners.artifacts import save_tokenizer, slug, versions, write_artifact
-        from runners.registry import version
 
         plan = self.plan(tuple(n for n in self.layers if n in set(protected)))
         self.progress(0, 0, f"{method}: quantize with {self.quant.backend}")
         candidate = candidate or self.prepared.quantize(plan)
-        backend = BACKENDS[self.quant.backend]
-        libs = versions("torch", "transformers", backend.distribution,
-                        *(("onnx",) if backend.artifact_format == "onnx" else ()))
+        backend = self.entry
+        # The model stack plus the distributions the backend declares (its version is the first).
+        libs = versions("torch", "transformers", *backend.capabilities.distributions)
         record = {
-            "backend": backend.name, "backend_version": version(backend.name), "versions": libs,
+            "backend": backend.name, "backend_version": backend.version(), "versions": libs,
             "method": method, "task": self.spec.task, "source_weights_sha256": self.baseline.weights_sha256,
             "weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
             "protected_layers": list(plan.protected), "quantized_layers": list(plan.quantized),
@@ -151,10 +183,12 @@ class Quantizer:
             save_tokenizer(self.loaded.tokenizer, directory)
             return candidate.save(directory)
 
-        return plan, write_artifact(self.artifact_root, slug(self.spec.source), backend.artifact_format, record, write)
+        return plan, write_artifact(self.artifact_root, slug(self.spec.source), backend.capabilities.artifact_format, record, write)
 
-    def build(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None) -> CandidateResult:
-        """``save``, then reload the artifact in a fresh process and evaluate it there."""
+    def build(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None,
+              play_used_calibration: bool = False) -> CandidateResult:
+        """``save``, then reload the artifact in a fresh process and evaluate it there.
+        ``play_used_calibration``: the play itself used the calibration examples (mixed precision, QAT)."""
         from runners.artifacts import read_record
         from runners.evaluate import most_degraded
         from runners.reload import evaluate_in_fresh_process
@@ -166,7 +200,7 @@ class Quantizer:
                                              self.timing, self.label2id)
         record = read_record(directory)
         config = {"weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
-                  "calibration_used": method in ("mixed_precision", "qat"), **record["config"]}
+                  "calibration_used": play_used_calibration or self.entry.capabilities.needs_calibration, **record["config"]}
         return CandidateResult(
             method=method, backend=record["backend"], backend_version=record["backend_version"], config=config,
             protected_layers=plan.protected, quantized_layers=len(plan.quantized),

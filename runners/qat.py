@@ -24,10 +24,18 @@ import random
 from typing import Any
 
 from runners.base import (
-    BaselineResult, EnvelopeSpec, EvalSpec, ModelSpec, Progress, QatResult, QatSpec, QuantSpec, RunnerError, RunnerInputError,
+    BaselineResult,
+    EnvelopeSpec,
+    EvalSpec,
+    ModelSpec,
+    Progress,
+    QatResult,
+    QatSpec,
+    QuantSpec,
+    RunnerError,
+    RunnerInputError,
     no_progress,
 )
-from runners.registry import BACKENDS
 
 #: Calibration texts per training step.
 QAT_BATCH = 8
@@ -129,11 +137,8 @@ def run_qat(model: ModelSpec, quant: QuantSpec, qat: QatSpec, evaluation: EvalSp
         raise RunnerInputError("qat.justification: QAT is a training run and needs a written justification; refusing to start")
     if qat.steps <= 0 or not qat.learning_rate > 0:
         raise RunnerInputError("qat: steps and learning_rate must be positive")
-    backend = BACKENDS.get(quant.backend)
-    if backend is None or "qat" not in backend.methods:
-        qat_backends = ", ".join(n for n, b in BACKENDS.items() if "qat" in b.methods)
-        raise RunnerInputError(f"quantization.backend: {quant.backend} does not run qat (use {qat_backends})")
-    with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing) as quantizer:
+    # Quantizer refuses a backend that does not declare qat (naming those that do) before any load.
+    with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing, method="qat") as quantizer:
         plan = quantizer.plan(quantizer.protected)
         teacher = quantizer.loaded.model
         student = copy.deepcopy(teacher)
@@ -147,5 +152,5 @@ def run_qat(model: ModelSpec, quant: QuantSpec, qat: QatSpec, evaluation: EvalSp
         extra = {"qat": {"steps": qat.steps, "learning_rate": qat.learning_rate, "seed": qat.seed, "batch": QAT_BATCH,
                          "loss": "relative hidden-state MSE" if model.task == "sentence-similarity" else "logit KL",
                          "first_loss": losses[0], "last_loss": losses[-1]}}
-        candidate = quantizer.build(quantizer.protected, "qat", extra)
+        candidate = quantizer.build(quantizer.protected, "qat", extra, play_used_calibration=True)
     return QatResult(candidate=candidate, steps=qat.steps, losses=tuple(losses))

@@ -1,73 +1,80 @@
-"""Backends registered by name with declared capabilities. Pure Python: no torch import.
+"""The registered backends: the only list of backend names in quantgate. Pure Python: no torch import.
 
-The planner asks "can any installed backend do this?" through ``capable`` and ``resolve`` before any
-model is loaded. Installation is checked with ``importlib.util.find_spec`` (nothing is imported) and
-versions with ``importlib.metadata``. Registration is explicit: a backend is a ``Backend`` entry in
-``BACKENDS``; its implementation module (``runners/backends/<name>_backend.py``) is imported only when
-a play runs.
+One ``Backend`` entry = a name, its implementation module (imported only when a play runs, through
+``runners.backends.load``) and its declared ``Capabilities``. Registration is explicit (never
+discovered by scanning); registration order is the preference order of ``backend: auto``.
+``BACKEND_NAMES`` is what the manifest schema enumerates for ``quantization.backend``.
 
-Capabilities are declared as the exact (weights, activations) ``modes`` a backend can build *and*
-reload faithfully, plus the weight ``group_sizes`` it honours; ``refusal`` says in words why a backend
-cannot run a request, so the planner can refuse a plan before any model is loaded.
+Planning uses declared capabilities only, so ``resolve`` and ``refusals`` give the same answer on
+every machine, whether the model stack is installed or not (``auto`` cache keys do not depend on what
+is installed). Installation is a separate question the runner asks before loading any model:
+``missing(name)`` checks the declared pip distributions with ``importlib.metadata`` (nothing is
+imported) and says which extra to install.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 from dataclasses import dataclass
+
+from runners.backends.protocol import Capabilities
+
+ALL_TASKS = ("sentence-similarity", "text-classification", "causal-lm")
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
     module: str  # implementation module, imported lazily by the runner
-    requires: tuple[str, ...]  # importable top-level packages it needs
-    devices: tuple[str, ...]
-    weights: tuple[str, ...]
-    activations: tuple[str, ...]
-    tasks: tuple[str, ...]
-    artifact_format: str
-    methods: tuple[str, ...]  # ptq | mixed_precision | qat
-    preference: int  # lower wins for backend: auto, among capable ones
-    modes: tuple[tuple[str, str], ...] = ()  # (weights, activations) pairs; empty: every combination
-    group_sizes: tuple[int | None, ...] | None = None  # weight group sizes honoured; None: any
-    distribution: str = ""  # the pip distribution whose version is recorded with each result
+    capabilities: Capabilities
 
-    def installed(self) -> bool:
-        return all(_has_module(pkg) for pkg in self.requires)
+    def refusal(self, device: str | None, weights: str, activations: str, task: str, method: str = "ptq",
+                group_size: int | None = None) -> str | None:
+        """Why this backend cannot run the request, from its declaration; None when it can.
+        ``device=None`` leaves the device out (the runner's check when no envelope is given)."""
+        caps = self.capabilities
+        if device is not None and device not in caps.devices:
+            return f"{self.name} runs on {', '.join(caps.devices)}, not {device}"
+        if (weights, activations) not in caps.modes:
+            offered = ", ".join(f"{w} weights with {a} activations" for w, a in caps.modes)
+            return f"{self.name} cannot build {weights} weights with {activations} activations (it offers {offered})"
+        if task not in caps.tasks:
+            return f"{self.name} does not handle task {task} (it handles {', '.join(caps.tasks)})"
+        if method not in caps.methods:
+            return f"{self.name} does not run {method} (it runs {', '.join(caps.methods)})"
+        if caps.group_sizes is not None and group_size not in caps.group_sizes:
+            sizes = ", ".join("unset" if g is None else str(g) for g in caps.group_sizes)
+            return (f"{self.name} cannot save a weight group size (group_size) of {group_size} faithfully "
+                    f"(it honours: {sizes}; unset means {caps.default_group_size})")
+        return None
 
-    def supports(self, device: str, weights: str, activations: str, task: str, method: str = "ptq",
+    def supports(self, device: str | None, weights: str, activations: str, task: str, method: str = "ptq",
                  group_size: int | None = None) -> bool:
         return self.refusal(device, weights, activations, task, method, group_size) is None
 
-    def refusal(self, device: str, weights: str, activations: str, task: str, method: str = "ptq",
-                group_size: int | None = None) -> str | None:
-        """Why this backend cannot run the request, or None when it can."""
-        if device not in self.devices:
-            return f"{self.name} runs on {', '.join(self.devices)}, not {device}"
-        if weights not in self.weights or activations not in self.activations or (
-                self.modes and (weights, activations) not in self.modes):
-            offered = ", ".join(f"{w} weights with {a} activations" for w, a in self.modes) if self.modes else ""
-            return f"{self.name} cannot build {weights} weights with {activations} activations" + (f" (it offers {offered})" if offered else "")
-        if task not in self.tasks:
-            return f"{self.name} does not handle task {task}"
-        if method not in self.methods:
-            return f"{self.name} does not run {method}"
-        if self.group_sizes is not None and group_size not in self.group_sizes:
-            sizes = ", ".join("default" if g is None else str(g) for g in self.group_sizes)
-            return f"{self.name} cannot save a weight group size of {group_size} faithfully (it honours: {sizes})"
-        return None
+    def missing(self) -> tuple[str, ...]:
+        """The declared ``requires`` distributions not installed here."""
+        return tuple(d for d in self.capabilities.requires if not _installed(d))
+
+    def versions(self) -> dict[str, str]:
+        """Installed versions of the declared ``distributions`` ('' for one not installed), in order."""
+        return {d: _version(d) for d in self.capabilities.distributions}
+
+    def version(self) -> str:
+        """The backend's version: that of its first declared distribution."""
+        return _version(self.capabilities.distributions[0])
 
 
-def _has_module(name: str) -> bool:
+def _version(distribution: str) -> str:
     try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # a dotted name whose parent package is missing
-        return False
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
-ALL_TASKS = ("sentence-similarity", "text-classification", "causal-lm")
+def _installed(distribution: str) -> bool:
+    return _version(distribution) != ""
+
 
 BACKENDS: dict[str, Backend] = {
     b.name: b
@@ -75,87 +82,86 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             name="onnxruntime",
             module="runners.backends.onnxruntime_backend",
-            requires=("onnxruntime", "onnx", "onnx_ir", "torch"),
-            devices=("cpu",),
-            weights=("int8", "int4"),
-            activations=("none", "dynamic-int8"),
-            # int8+dynamic: quantize_dynamic (per channel, embedding gather too); weight-only int8
-            # and int4: MatMulNBits (block = group size, 32 by default).
-            modes=(("int8", "dynamic-int8"), ("int8", "none"), ("int4", "none")),
-            tasks=("sentence-similarity", "text-classification"),
-            artifact_format="onnx",
-            methods=("ptq", "mixed_precision"),
-            preference=0,
-            distribution="onnxruntime",
+            capabilities=Capabilities(
+                devices=("cpu",),
+                # int8+dynamic: quantize_dynamic (per channel, embedding gather too); weight-only int8
+                # and int4: MatMulNBits (block = group size, 32 by default).
+                modes=(("int8", "dynamic-int8"), ("int8", "none"), ("int4", "none")),
+                tasks=("sentence-similarity", "text-classification"),
+                methods=("ptq", "mixed_precision"),
+                artifact_format="onnx",
+                distributions=("onnxruntime", "onnx"),
+                requires=("onnxruntime", "onnx", "onnx-ir", "torch"),
+            ),
         ),
         Backend(
             name="torchao",
             module="runners.backends.torchao_backend",
-            requires=("torchao", "torch"),
-            devices=("cpu", "cuda"),
-            weights=("int8", "int4"),
-            activations=("none", "dynamic-int8"),
-            modes=(("int8", "none"), ("int8", "dynamic-int8"), ("int4", "none")),
-            tasks=ALL_TASKS,
-            artifact_format="torch",
-            methods=("ptq", "mixed_precision", "qat"),
-            preference=1,
-            distribution="torchao",
+            capabilities=Capabilities(
+                devices=("cpu", "cuda"),
+                modes=(("int8", "none"), ("int8", "dynamic-int8"), ("int4", "none")),
+                tasks=ALL_TASKS,
+                methods=("ptq", "mixed_precision", "qat"),
+                artifact_format="torch",
+                distributions=("torchao",),
+                requires=("torchao", "torch"),
+            ),
         ),
         Backend(
             name="optimum-quanto",
             module="runners.backends.quanto_backend",
-            requires=("optimum.quanto", "torch"),
-            devices=("cpu", "cuda"),
-            weights=("int8", "int4"),
-            # Static activation calibration does not survive save/reload: weight-only only.
-            activations=("none",),
-            modes=(("int8", "none"), ("int4", "none")),
-            tasks=ALL_TASKS,
-            artifact_format="quanto",
-            methods=("ptq", "mixed_precision"),
-            preference=2,
-            # quanto does not save the group size; only its default (128 for int4) reloads faithfully.
-            group_sizes=(None, 128),
-            distribution="optimum-quanto",
+            capabilities=Capabilities(
+                devices=("cpu", "cuda"),
+                # Static activation calibration does not survive save/reload: weight-only only.
+                modes=(("int8", "none"), ("int4", "none")),
+                tasks=ALL_TASKS,
+                methods=("ptq", "mixed_precision"),
+                artifact_format="quanto",
+                distributions=("optimum-quanto",),
+                requires=("optimum-quanto", "torch"),
+                # quanto does not save the group size; only its default (128) reloads faithfully.
+                group_sizes=(None, 128),
+                default_group_size=128,
+            ),
         ),
     )
 }
 
+#: Every backend name, in registration (= ``auto`` preference) order; the manifest enumerates these.
+BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
+
 
 def version(name: str) -> str:
-    """The installed version of the backend's distribution ('' when not installed)."""
-    backend = BACKENDS[name]
-    try:
-        return importlib.metadata.version(backend.distribution or backend.name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
+    """The installed version of a backend ('' when not installed)."""
+    return BACKENDS[name].version()
 
 
-def capable(device: str, weights: str, activations: str, task: str, method: str = "ptq", installed_only: bool = True,
+def versions(name: str) -> dict[str, str]:
+    """Installed versions of the distributions a backend's artifacts record."""
+    return BACKENDS[name].versions()
+
+
+def capable(device: str, weights: str, activations: str, task: str, method: str = "ptq",
             group_size: int | None = None) -> list[str]:
-    """Names of the backends that can run this, best first."""
-    found = [
-        b for b in BACKENDS.values()
-        if b.supports(device, weights, activations, task, method, group_size) and (not installed_only or b.installed())
-    ]
-    return [b.name for b in sorted(found, key=lambda b: b.preference)]
+    """Names of the backends whose declaration covers this, in preference order (installed or not)."""
+    return [n for n, b in BACKENDS.items() if b.supports(device, weights, activations, task, method, group_size)]
 
 
 def resolve(requested: str, device: str, weights: str, activations: str, task: str, methods: tuple[str, ...] = ("ptq",),
             group_size: int | None = None) -> str | None:
     """The backend a manifest's ``backend:`` means for this envelope, or None when none can.
 
-    ``auto`` picks the most preferred installed backend that supports every method in ``methods``
-    (e.g. ptq and mixed_precision when mixed precision is enabled), else the best for ptq alone.
-    A named backend must be installed and support ``methods[0]``.
+    Declared capabilities only: the answer does not depend on what is installed. ``auto`` picks the
+    first registered backend that supports every method in ``methods`` (e.g. ptq and mixed_precision
+    when mixed precision is enabled), else the first that supports ``methods[0]``. A named backend must
+    be registered and support ``methods[0]``.
     """
     if requested != "auto":
         backend = BACKENDS.get(requested)
-        if backend is None or not backend.installed():
+        if backend is None:
             return None
         return requested if backend.supports(device, weights, activations, task, methods[0], group_size) else None
-    first = capable(device, weights, activations, task, methods[0], group_size=group_size)
+    first = capable(device, weights, activations, task, methods[0], group_size)
     every = [n for n in first if all(BACKENDS[n].supports(device, weights, activations, task, m, group_size) for m in methods)]
     for names in (every, first):
         if names:
@@ -163,19 +169,28 @@ def resolve(requested: str, device: str, weights: str, activations: str, task: s
     return None
 
 
-def explain(requested: str, device: str, weights: str, activations: str, task: str, method: str = "ptq",
-            group_size: int | None = None) -> list[str]:
-    """One line per registered backend saying why it cannot run this (for the planner's refusal)."""
+def refusals(requested: str, device: str, weights: str, activations: str, task: str, methods: tuple[str, ...] = ("ptq",),
+             group_size: int | None = None) -> list[str]:
+    """One line per backend considered (all for ``auto``, else the named one) saying why it cannot
+    run ``methods[0]`` here, from declarations only. Empty when ``resolve`` finds one."""
     names = list(BACKENDS) if requested == "auto" else [requested]
     lines = []
     for name in names:
         backend = BACKENDS.get(name)
         if backend is None:
             lines.append(f"{name}: not a registered backend (known: {', '.join(BACKENDS)})")
-        elif not backend.installed():
-            lines.append(f"{name}: not installed (needs {', '.join(backend.requires)})")
-        else:
-            why = backend.refusal(device, weights, activations, task, method, group_size)
-            if why:
-                lines.append(f"{name}: {why}")
+            continue
+        why = backend.refusal(device, weights, activations, task, methods[0], group_size)
+        if why:
+            lines.append(f"{name}: {why}")
     return lines
+
+
+def missing(name: str) -> str | None:
+    """None when the backend's declared distributions are installed here, else what to install."""
+    backend = BACKENDS[name]
+    absent = backend.missing()
+    if not absent:
+        return None
+    return (f"backend {name!r} is not installed here: pip install 'quantgate[{backend.capabilities.extra}]' "
+            f"(missing: {', '.join(absent)})")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.base import (EnvelopeSpec, EvalSpec, Example, Performance, Quality, RunnerError, from_dict, to_dict)
+from runners.base import EnvelopeSpec, EvalSpec, Example, Performance, Quality, RunnerError, from_dict, to_dict
 
 #: Seconds a reload + evaluation may take before it is considered hung.
 TIMEOUT_S = 3600

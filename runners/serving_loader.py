@@ -13,12 +13,12 @@ with the model stack, imported lazily. Usage: ``python -m runners.serving_loader
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.files import file_sha256
 from runners.base import RunnerError, RunnerInputError
 
 
@@ -29,14 +29,6 @@ class ActiveArtifact:
     location: str  # absolute directory of the quantized artifact, or the model source
     artifact: dict  # the serving file's entry for it
     reason: dict | None  # the rollback record when full precision serves because of one
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve(serving_file: Path, root: Path | None = None, verify: bool = True) -> ActiveArtifact:
@@ -66,15 +58,16 @@ def resolve(serving_file: Path, root: Path | None = None, verify: bool = True) -
             raise RunnerError(f"{serving_file}: the active quantized artifact {entry['path']} is not deployed here")
         for rel, expected in sorted((entry.get("files") or {}).items()):
             path = folder / rel
-            if not path.is_file() or _file_sha256(path) != expected:
+            if not path.is_file() or file_sha256(path) != expected:
                 raise RunnerError(f"{serving_file}: {entry['path']}/{rel} does not match its recorded sha256; refusing to serve it")
     return ActiveArtifact(data.get("name", ""), active, str(folder), entry, None)
 
 
 def load_active(serving_file: Path, task: str | None = None, root: Path | None = None, device: str = "cpu") -> Any:
-    """Resolve, verify and load the active artifact. Full precision goes through
-    ``runners.models.load_model``; a quantized ``onnx`` artifact becomes an onnxruntime session, other
-    formats go through ``runners.artifacts.load_artifact(path, format, device)``."""
+    """Resolve, verify and load the active artifact; either way the result has ``.tokenizer`` and
+    ``.forward``. Full precision goes through ``runners.models.load_model``; a quantized artifact
+    through ``runners.artifacts.load_artifact``, which reloads it with the backend its
+    ``artifact.json`` records (whatever the format: no backend is special-cased here)."""
     chosen = resolve(serving_file, root)
     entry = chosen.artifact
     if chosen.active == "full-precision":
@@ -83,20 +76,9 @@ def load_active(serving_file: Path, task: str | None = None, root: Path | None =
 
         return load_model(ModelSpec(source=chosen.location, revision=entry.get("revision"), task=task or entry["task"],
                                     gguf_file=entry.get("gguf_file")), device)
-    if entry.get("format") == "onnx":
-        import onnxruntime
+    from runners.artifacts import load_artifact
 
-        model = next(iter(sorted(Path(chosen.location).glob("*.onnx"))), None)
-        if model is None:
-            raise RunnerError(f"{chosen.location}: no .onnx file in the artifact")
-        return onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    try:
-        from runners import artifacts  # the quantizing backends' loader (torch, quanto formats)
-    except ImportError:
-        artifacts = None
-    if artifacts is not None and hasattr(artifacts, "load_artifact"):
-        return artifacts.load_artifact(chosen.location, entry.get("format"), device)
-    raise RunnerError(f"no loader for artifact format {entry.get('format')!r}")
+    return load_artifact(chosen.location, entry.get("format"), device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ subset (all examples, or the hardest slice). docs/measuring.md states each per-e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from runners.base import Progress, RunnerInputError, no_progress
 from runners.datasets import Record
@@ -166,7 +167,7 @@ def _classification(forward, tokenizer, records, batch_size, sequence_length, la
         logits = _as_tensor(forward(enc["input_ids"], enc["attention_mask"])).float()
         target = torch.as_tensor(gold[b * batch_size:b * batch_size + len(chunk)])
         if int(target.max()) >= logits.shape[-1] or int(target.min()) < 0:
-            bad = next(r for r, t in zip(chunk, target.tolist()) if t >= logits.shape[-1] or t < 0)
+            bad = next(r for r, t in zip(chunk, target.tolist(), strict=False) if t >= logits.shape[-1] or t < 0)
             raise _RowError(f"label {bad.label!r} is outside the model's {logits.shape[-1]} classes", bad.line)
         losses.extend(torch.nn.functional.cross_entropy(logits, target, reduction="none").tolist())
         preds.extend(logits.argmax(-1).tolist())

@@ -34,3 +34,43 @@ def smollm_dir() -> Path:
     if not any(SMOLLM_DIR.glob("*.gguf")):
         pytest.fail(f"{SMOLLM_DIR} has no GGUF file: run scripts/setup first")
     return SMOLLM_DIR
+
+
+#: The shape of the tiny models: two layers, widths that every backend's int4 group (32, 128) divides.
+TINY = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "max_position_embeddings": 128}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(minilm_dir, tmp_path_factory):
+    """tiny_model(task) -> a directory holding a small, seeded, randomly initialised model for ``task``
+    (built from a config: BERT for the encoder tasks, Llama for causal-lm) with the demo tokenizer.
+    Quantizing it takes milliseconds; it is for contracts (save, reload, hashes), not for quality."""
+    made: dict[str, Path] = {}
+
+    def make(task: str) -> Path:
+        if task not in made:
+            made[task] = _tiny_model(task, minilm_dir, tmp_path_factory.mktemp(f"tiny-{task}"))
+        return made[task]
+
+    return make
+
+
+def _tiny_model(task: str, tokenizer_dir: Path, directory: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    if task == "causal-lm":
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=tokenizer.vocab_size, num_attention_heads=4, num_key_value_heads=2,
+                                             pad_token_id=tokenizer.pad_token_id, **TINY))
+    elif task == "text-classification":
+        labels = ("negative", "neutral", "positive")
+        model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, num_attention_heads=2,
+                                                         id2label=dict(enumerate(labels)),
+                                                         label2id={label: i for i, label in enumerate(labels)}, **TINY))
+    else:
+        model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, num_attention_heads=2, **TINY))
+    model.eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

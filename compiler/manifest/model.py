@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from compiler.errors import FieldErrors
 from compiler.manifest.quantities import parse_duration, parse_size
 from compiler.vocabulary import PLAY_SIGNERS, Play
+from runners.registry import BACKEND_NAMES
 
 API_VERSION = "quantgate/v1"
 KIND = "QuantizationManifest"
@@ -250,7 +251,8 @@ class Quantization(Strict):
     weights: Literal["int8", "int4", "fp8"] = Field(description="Weight precision: int8 | int4 | fp8 (fp8 where a backend supports it).")
     activations: Literal["none", "dynamic-int8"] = Field("none", description="none (weight-only, the safest) | dynamic-int8.")
     group_size: int | None = Field(None, description="Weight group size (a power of two, at least 8; typical for int4); none: per channel.")
-    backend: Literal["auto", "torchao", "onnxruntime", "optimum-quanto"] = Field("auto", description="Backend; auto picks the preferred installed backend able to run this task, device and precision.")
+    backend: Literal[("auto", *BACKEND_NAMES)] = Field(  # type: ignore[valid-type]
+        "auto", description="Backend (the registry's names); auto picks the first registered backend whose declared capabilities cover this task, device, precision and methods.")
     calibration: Calibration = Field(description="Calibration data.")
     protected_layers: list[str] = Field(default_factory=list, description="fnmatch globs over module names kept at full precision ('pooler.*'); each must match at least one layer.")
 

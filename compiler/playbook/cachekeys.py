@@ -42,7 +42,7 @@ class Facts:
     model_files_sha256: str | None  # local model directory content; None for hub ids (revision pins it)
     evaluation_sha256: str | None
     calibration_sha256: str | None
-    backend: str | None  # what quantization.backend resolved to; None: no installed backend can
+    backend: str | None  # what quantization.backend resolved to; None: no registered backend can
 
 
 def gather_facts(manifest: Any, root: Path, backend: str | None) -> Facts:

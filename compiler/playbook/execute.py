@@ -26,7 +26,7 @@ from compiler.manifest.model import LOWER_IS_BETTER
 from compiler.playbook.funnel import DONE, Route, Step, step
 from compiler.playbook.gate import Judgment, judge, quality_bar
 from compiler.playbook.plan import Plan, candidate_of, known_results
-from compiler.vocabulary import Decision, EnvelopeVerdict, PlanStatus, Play, Status, Verdict
+from compiler.vocabulary import MODEL_PLAYS, Decision, EnvelopeVerdict, PlanStatus, Play, Status, Verdict
 from runners.base import (
     BaselineResult,
     DatasetSpec,
@@ -206,6 +206,11 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
             return lambda pr: runner.mixed_precision(specs.model, specs.quant, specs.evaluation, specs.envelope, full_baseline(), bar,
                                                      m.mixed_precision.max_protected_fraction, specs.artifact_root, pr)
         return lambda pr: runner.qat(specs.model, specs.quant, specs.qat, specs.evaluation, specs.envelope, full_baseline(), specs.artifact_root, pr)
+
+    # Installed here? Checked once, before the first play that loads a model (the plan was made from
+    # declared capabilities, so it could not know).
+    if any(p.status == PlanStatus.RUN for p in plan.plays if p.name in MODEL_PLAYS):
+        _runner_call("preflight", lambda: runner.preflight(specs.quant))
 
     # Plays 1-6: walk the funnel (compiler.playbook.funnel), the same step function the plan walks.
     route = Route.of(m)

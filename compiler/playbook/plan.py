@@ -4,7 +4,8 @@ status ``run`` | ``cached`` | ``skipped`` (with why).
 The planner walks the funnel with what is already known (journaled or locked results whose cache
 key still matches) and marks the plays whose outcome depends on a result not known yet with a
 ``condition`` ("only if the gate says close"). It refuses, before any model is loaded, a plan no
-installed backend can execute (``InvalidInput`` located at ``quantization.backend``).
+registered backend's declared capabilities cover (``InvalidInput`` located at ``quantization.backend``);
+whether the backend is installed is ``run``'s concern, so a plan is the same on every machine.
 """
 
 from __future__ import annotations
@@ -107,27 +108,26 @@ def known_results(journal: Any, lock: Lock | None) -> tuple[Known, Known]:
 
 
 def resolve_backend(loaded: Any) -> str:
-    """``quantization.backend`` resolved for this envelope, or ``InvalidInput`` at that key."""
-    from runners.registry import BACKENDS, capable, resolve
+    """``quantization.backend`` resolved for this envelope from the backends' declared capabilities
+    (the same answer on every machine, installed or not), or ``InvalidInput`` at that key."""
+    from runners.registry import capable, refusals, resolve
 
     m = loaded.manifest
     q = m.quantization
     methods = ("ptq",) + (("mixed_precision",) if m.mixed_precision.enabled else ()) + (("qat",) if m.qat.enabled else ())
-    name = resolve(q.backend, m.envelope.device, q.weights, q.activations, m.model.task, methods, group_size=q.group_size)
+    target = (m.envelope.device, q.weights, q.activations, m.model.task)
+    name = resolve(q.backend, *target, methods, group_size=q.group_size)
     if name is not None:
         return name
-    would = capable(m.envelope.device, q.weights, q.activations, m.model.task, "ptq", installed_only=False, group_size=q.group_size)
-    installed = [b for b in would if BACKENDS[b].installed()]
-    if q.backend != "auto" and q.backend in BACKENDS and not BACKENDS[q.backend].installed():
-        detail = f"backend {q.backend!r} is not installed (needs {', '.join(BACKENDS[q.backend].requires)})"
-    elif q.backend != "auto":
-        detail = f"backend {q.backend!r} cannot run weights={q.weights} activations={q.activations} for task {m.model.task!r} on {m.envelope.device}"
-        if installed:
-            detail += f"; installed backends that can: {', '.join(installed)}"
+    what = f"weights={q.weights} activations={q.activations} for task {m.model.task!r} on {m.envelope.device}"
+    why = "; ".join(refusals(q.backend, *target, methods, group_size=q.group_size))
+    if q.backend != "auto":
+        detail = f"backend {q.backend!r} cannot run {what} ({why})"
+        can = capable(*target, methods[0], group_size=q.group_size)
+        if can:
+            detail += f"; backends that can: {', '.join(can)}"
     else:
-        detail = f"no installed backend can run weights={q.weights} activations={q.activations} for task {m.model.task!r} on {m.envelope.device}"
-        if would:
-            detail += f" (these could once installed: {', '.join(would)})"
+        detail = f"no registered backend can run {what} ({why})"
     raise InvalidInput(_problem_at(loaded, ("quantization", "backend"), detail))
 
 

@@ -20,22 +20,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from runners.backends import LayerPlan
-from runners.base import RunnerInputError
+from runners.backends.protocol import Forward, LayerPlan
+from runners.datasets import Record
 
 WEIGHTS_FILE = "model.onnx"
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
-
-
-def check(plan: LayerPlan) -> None:
-    if plan.task not in ("sentence-similarity", "text-classification"):
-        raise RunnerInputError(f"model.task: the onnxruntime backend does not export {plan.task} models; use torchao")
-    if (plan.weights, plan.activations) not in (("int8", "dynamic-int8"), ("int8", "none"), ("int4", "none")):
-        raise RunnerInputError(f"quantization: onnxruntime cannot build {plan.weights} weights with {plan.activations} activations")
 
 
 def _wrapper(model: Any, task: str) -> Any:
@@ -105,7 +99,7 @@ def session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def make_forward(sess: Any) -> Any:
+def make_forward(sess: Any) -> Forward:
     import numpy as np
     import torch
 
@@ -152,7 +146,6 @@ class Prepared:
     def quantize(self, plan: LayerPlan) -> Quantized:
         import onnx
 
-        check(plan)
         exclude = self.excluded(plan)
         self.built += 1
         out = self.workdir / f"candidate-{self.built}.onnx"
@@ -199,15 +192,18 @@ def _quiet_quantizers() -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
 
 
-def prepare(model: Any, tokenizer: Any, task: str, workdir: Path) -> Prepared:
+def prepare(model: Any, tokenizer: Any, task: str, calibration: Sequence[Record], workdir: Path) -> Prepared:
+    """Export once. Weight-only MatMulNBits and dynamic activations need no statistics, so
+    ``calibration`` is not used (the registry declares ``needs_calibration=False``)."""
+    del calibration
     fp32 = workdir / "fp32.onnx"
     export(model, tokenizer, task, fp32)
     return Prepared(fp32, workdir)
 
 
-def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Any]:
+def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Forward]:
     return None, make_forward(session(directory / WEIGHTS_FILE))

@@ -1,51 +1,41 @@
 """optimum-quanto: weight-only int8/int4 (``model.safetensors`` + ``quantization_map.json``).
 
 Only what reloads faithfully is offered: quanto's static activation calibration does not survive
-save/reload, and its int4 group size is not saved (reload always uses the default, 128), so
-activations other than ``none`` and any other group size are refused with a ``RunnerInputError``
-rather than silently shipping a different model. Reload is quanto's documented path: rebuild the
+save/reload, and its int4 group size is not saved (reload always uses the default, 128), so its
+registry entry declares weight-only modes and group sizes (unset, 128) only; anything else is refused
+from that declaration (planner and runner) rather than silently shipping a different model. Reload is quanto's documented path: rebuild the
 architecture, ``requantize(model, state_dict, quantization_map)``.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runners.backends import LayerPlan
+from runners.backends import in_place
+from runners.backends.protocol import Forward, LayerPlan
 from runners.base import RunnerInputError
+from runners.datasets import Record
 
 WEIGHTS_FILE = "model.safetensors"
 MAP_FILE = "quantization_map.json"
-DEFAULT_GROUP = 128  # quanto's int4 group size; the only one a reload reproduces
-
-
-def check(plan: LayerPlan) -> None:
-    if plan.activations != "none":
-        raise RunnerInputError(
-            f"quantization.activations: optimum-quanto cannot reload {plan.activations} activations faithfully "
-            "(its activation calibration is lost on save); use backend torchao or onnxruntime, or activations: none")
-    if plan.weights not in ("int8", "int4"):
-        raise RunnerInputError(f"quantization.weights: optimum-quanto builds int8 or int4 weights, not {plan.weights}")
-    if plan.group_size not in (None, DEFAULT_GROUP):
-        raise RunnerInputError(
-            f"quantization.group_size: optimum-quanto does not save the group size, so only its default ({DEFAULT_GROUP}) "
-            f"reloads as built; remove group_size or set it to {DEFAULT_GROUP}, or use backend torchao/onnxruntime for {plan.group_size}")
+DEFAULT_GROUP = 128  # quanto's int4 group size; the only one a reload reproduces (the registry declares it)
 
 
 def quantize_(model: Any, plan: LayerPlan) -> None:
     """Quantize and freeze ``model`` in place: only the plan's quantized Linear layers."""
     from optimum.quanto import freeze, qint4, qint8, quantize
 
-    check(plan)
+    if plan.activations != "none" or plan.weights not in ("int8", "int4"):
+        raise RunnerInputError(f"quantization: optimum-quanto cannot build {plan.weights} weights with {plan.activations} activations")
     # include= is matched with fnmatch; module names are plain dotted names, so each matches itself.
     quantize(model, weights=qint8 if plan.weights == "int8" else qint4, include=list(plan.quantized))
     freeze(model)
 
 
-def make_forward(model: Any, task: str) -> Any:
+def make_forward(model: Any, task: str) -> Forward:
     """The task's forward, run outside inference mode: quanto's int4 weights unpack through an op
     that fails on inference tensors ("Cannot set version_counter"), and latency runs in inference mode."""
     import torch
@@ -61,16 +51,8 @@ def make_forward(model: Any, task: str) -> Any:
     return forward
 
 
-class Quantized:
-    def __init__(self, model: Any, plan: LayerPlan, task: str):
-        self.model = model
-        self.plan = plan
-        self.forward = make_forward(model, task)
-
-    def footprint_bytes(self) -> int:
-        from runners.models import footprint_bytes
-
-        return footprint_bytes(self.model)
+class Quantized(in_place.ModuleCandidate):
+    make_forward = staticmethod(make_forward)
 
     def save(self, directory: Path) -> dict[str, Any]:
         from optimum.quanto import quantization_map
@@ -85,23 +67,11 @@ class Quantized:
                 "weights_files": [WEIGHTS_FILE, MAP_FILE]}
 
 
-class Prepared:
-    def __init__(self, model: Any, task: str):
-        self.model = model
-        self.task = task
-
-    def quantize(self, plan: LayerPlan) -> Quantized:
-        candidate = copy.deepcopy(self.model)
-        quantize_(candidate, plan)
-        candidate.eval()
-        return Quantized(candidate, plan, self.task)
+def prepare(model: Any, tokenizer: Any, task: str, calibration: Sequence[Record], workdir: Path) -> in_place.Prepared:
+    return in_place.prepare(model, task, calibration, quantize_, Quantized)
 
 
-def prepare(model: Any, tokenizer: Any, task: str, workdir: Path) -> Prepared:
-    return Prepared(model, task)
-
-
-def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Any]:
+def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Forward]:
     from optimum.quanto import requantize
     from safetensors.torch import load_file
     from transformers import AutoConfig

@@ -12,31 +12,32 @@ with ``weights_only=True`` (torchao registers its tensor classes as safe globals
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runners.backends import LayerPlan
+from runners.backends import in_place
+from runners.backends.protocol import Forward, LayerPlan
 from runners.base import RunnerInputError
+from runners.datasets import Record
 
 WEIGHTS_FILE = "model.pt"
 
 
-def check(plan: LayerPlan) -> None:
-    if (plan.weights, plan.activations) not in (("int8", "none"), ("int8", "dynamic-int8"), ("int4", "none")):
-        raise RunnerInputError(f"quantization: torchao cannot build {plan.weights} weights with {plan.activations} activations")
-
-
 def base_config(plan: LayerPlan) -> Any:
-    """The torchao config applied to every quantized layer."""
+    """The torchao config applied to every quantized layer (the registry declares the same modes)."""
     import torch
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerGroup
 
-    check(plan)
-    if plan.weights == "int8":
-        return Int8DynamicActivationInt8WeightConfig() if plan.activations == "dynamic-int8" else Int8WeightOnlyConfig()
-    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(plan.int4_group))
+    mode = (plan.weights, plan.activations)
+    if mode == ("int8", "none"):
+        return Int8WeightOnlyConfig()
+    if mode == ("int8", "dynamic-int8"):
+        return Int8DynamicActivationInt8WeightConfig()
+    if mode == ("int4", "none"):
+        return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(plan.int4_group))
+    raise RunnerInputError(f"quantization: torchao cannot build {plan.weights} weights with {plan.activations} activations")
 
 
 def describe(plan: LayerPlan) -> dict[str, Any]:
@@ -47,7 +48,8 @@ def describe(plan: LayerPlan) -> dict[str, Any]:
 
 def quantize_(model: Any, plan: LayerPlan) -> None:
     """Quantize ``model`` in place: the plan's quantized layers get the base config, the rest stay."""
-    from torchao.quantization import FqnToConfig, quantize_ as ao_quantize_
+    from torchao.quantization import FqnToConfig
+    from torchao.quantization import quantize_ as ao_quantize_
 
     config = base_config(plan)
     mapping: dict[str, Any] = {name: config for name in plan.quantized}
@@ -55,19 +57,7 @@ def quantize_(model: Any, plan: LayerPlan) -> None:
     ao_quantize_(model, FqnToConfig(mapping), filter_fn=None)
 
 
-class Quantized:
-    def __init__(self, model: Any, plan: LayerPlan, task: str):
-        from runners.models import make_forward
-
-        self.model = model
-        self.plan = plan
-        self.forward = make_forward(model, task)
-
-    def footprint_bytes(self) -> int:
-        from runners.models import footprint_bytes
-
-        return footprint_bytes(self.model)
-
+class Quantized(in_place.ModuleCandidate):
     def save(self, directory: Path) -> dict[str, Any]:
         import torch
 
@@ -77,23 +67,11 @@ class Quantized:
         return {**describe(self.plan), "weights_files": [WEIGHTS_FILE]}
 
 
-class Prepared:
-    def __init__(self, model: Any, task: str):
-        self.model = model
-        self.task = task
-
-    def quantize(self, plan: LayerPlan) -> Quantized:
-        candidate = copy.deepcopy(self.model)
-        quantize_(candidate, plan)
-        candidate.eval()
-        return Quantized(candidate, plan, self.task)
+def prepare(model: Any, tokenizer: Any, task: str, calibration: Sequence[Record], workdir: Path) -> in_place.Prepared:
+    return in_place.prepare(model, task, calibration, quantize_, Quantized)
 
 
-def prepare(model: Any, tokenizer: Any, task: str, workdir: Path) -> Prepared:
-    return Prepared(model, task)
-
-
-def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Any]:
+def reload(directory: Path, config: dict[str, Any], model_class: Any, task: str) -> tuple[Any, Forward]:
     import torch
     import torchao  # noqa: F401  (registers the tensor subclasses torch.load meets)
     from transformers import AutoConfig

@@ -7,12 +7,12 @@ import importlib.metadata
 import pytest
 import torch
 
+from compiler.files import file_sha256
 from runners.base import BaselineResult, EnvelopeSpec, from_dict, to_dict
 from runners.environment import cpu_flags
 from runners.local import LocalRunner
 from runners.models import weights_sha256
 from runners.perf import measure_performance, synthetic_inputs
-from runners.datasets import file_sha256
 from tests.measure.conftest import stsb_eval
 
 pytestmark = pytest.mark.model

@@ -48,7 +48,7 @@ def test_sliding_window_perplexity_matches_transformers_loss(repo_root, smollm, 
         loss1 = smollm.model(input_ids=second, labels=labels).loss.item()
     assert outcome.examples[0].score == pytest.approx(-loss0, abs=1e-4)
     assert outcome.examples[1].score == pytest.approx(-loss1, abs=1e-4)
-    nll = [-e.score * n for e, n in zip(outcome.examples, (LENGTH - 1, STRIDE, STRIDE))]
+    nll = [-e.score * n for e, n in zip(outcome.examples, (LENGTH - 1, STRIDE, STRIDE), strict=False)]
     assert outcome.quality.value == pytest.approx(math.exp(sum(nll) / (LENGTH - 1 + 2 * STRIDE)), rel=1e-5)
     assert 5 < outcome.quality.value < 200  # a language model, not noise (vocab 49152)
 

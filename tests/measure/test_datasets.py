@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from compiler.files import file_sha256
 from runners.base import DatasetSpec, RunnerInputError
-from runners.datasets import file_sha256, read_examples
+from runners.datasets import read_examples
 
 STSB = {"score": 4, "text_a": 5, "text_b": 6}
 

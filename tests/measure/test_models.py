@@ -50,7 +50,7 @@ def test_text_classification_accuracy_matches_the_logits(minilm_dir, tmp_path):
     texts = ["a fine day", "terrible service", "I loved it", "never again", "quite good", "awful"]
     labels = [1, 0, 1, 0, 1, 0]
     path = tmp_path / "cls.tsv"
-    path.write_text("".join(f"{y}\t{t}\n" for y, t in zip(labels, texts)), encoding="utf-8")
+    path.write_text("".join(f"{y}\t{t}\n" for y, t in zip(labels, texts, strict=False)), encoding="utf-8")
     spec = EvalSpec(task="text-classification", metric="accuracy", lower_is_better=False,
                     dataset=DatasetSpec(path=str(path), format="tsv", columns={"label": 0, "text": 1}),
                     hardest_fraction=0.5, batch_size=4, sequence_length=32)
@@ -65,7 +65,7 @@ def test_text_classification_accuracy_matches_the_logits(minilm_dir, tmp_path):
     assert "macro_f1" in outcome.quality.extra
     # Label names resolve through the model's label2id.
     named = tmp_path / "named.tsv"
-    named.write_text("".join(f"LABEL_{y}\t{t}\n" for y, t in zip(labels, texts)), encoding="utf-8")
+    named.write_text("".join(f"LABEL_{y}\t{t}\n" for y, t in zip(labels, texts, strict=False)), encoding="utf-8")
     spec_named = EvalSpec(**{**spec.__dict__, "dataset": DatasetSpec(path=str(named), format="tsv", columns={"label": 0, "text": 1})})
     assert evaluate(loaded.forward, loaded.tokenizer, spec_named, None, label2id=loaded.model.config.label2id).quality.value == pytest.approx(expected)
     # A label the model has no class for is located in the data file.

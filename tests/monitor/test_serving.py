@@ -73,16 +73,14 @@ def _onnx_artifact(folder: Path) -> str:
     return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
 
 
-def test_loader_loads_the_active_quantized_artifact_and_refuses_a_tampered_one(manifest, tmp_path, capsys):
-    import numpy as np
-
+def test_loader_verifies_the_active_quantized_artifact_and_refuses_a_tampered_one(manifest, tmp_path, capsys):
     folder = tmp_path / "artifacts" / "demo" / ARTIFACT_SHA
     lock = make_lock()
     lock["final"]["artifact"]["files"] = {"model.onnx": _onnx_artifact(folder)}
     write_serving(manifest, lock)
     serving_file = manifest.with_name("demo.serving.yaml")
-    session = load_active(serving_file)
-    assert session.run(None, {"x": np.array([2.0], dtype=np.float32)})[0].tolist() == [3.0]
+    chosen = resolve(serving_file)
+    assert chosen.active == "quantized" and chosen.location == str(folder.resolve())
     assert loader_main([str(serving_file)]) == 0 and "serving quantized" in capsys.readouterr().out
 
     (folder / "model.onnx").write_bytes(b"tampered")
@@ -103,6 +101,31 @@ def test_loader_follows_a_rollback_to_full_precision(manifest, tmp_path):
     assert chosen.active == "full-precision"
     assert chosen.location == str((tmp_path / "models" / "all-MiniLM-L6-v2").resolve())
     assert chosen.reason["rule"] == "latency_p95_ms"
+
+
+@pytest.mark.model
+def test_loader_loads_the_active_quantized_artifact_with_the_backend_it_records(manifest, tiny_model, repo_root, tmp_path):
+    """No format is special-cased: the artifact's ``artifact.json`` names the backend that reloads it."""
+    from runners.base import BaselineResult, DatasetSpec, ModelSpec, QuantSpec
+    from runners.ptq import Quantizer
+    from runners.registry import BACKEND_NAMES, BACKENDS
+
+    name = BACKEND_NAMES[0]
+    weights, activations = BACKENDS[name].capabilities.modes[0]
+    spec = ModelSpec(source=str(tiny_model("sentence-similarity")), revision=None, task="sentence-similarity")
+    calibration = DatasetSpec(path=str(repo_root / "data/stsb/sts-train.tsv"), format="tsv", columns={"text_a": 5, "text_b": 6})
+    quant = QuantSpec(weights=weights, activations=activations, group_size=None, backend=name, calibration=calibration,
+                      samples=4, seed=0)
+    baseline = BaselineResult(WEIGHTS_SHA, None, None, (), (), None, None, "")  # type: ignore[arg-type]
+    with Quantizer(spec, quant, None, None, baseline, str(tmp_path / "artifacts")) as quantizer:
+        _, artifact = quantizer.save((), "ptq")
+    lock = make_lock()
+    lock["final"]["artifact"] = {"path": artifact.path, "sha256": artifact.sha256, "files": artifact.files, "format": artifact.format}
+    write_serving(manifest, lock)
+    loaded = load_active(manifest.with_name("demo.serving.yaml"))
+    assert loaded.record["backend"] == name
+    encoded = loaded.tokenizer(["a quantized artifact serves"], return_tensors="pt")
+    assert loaded.forward(encoded["input_ids"], encoded["attention_mask"]).shape[-1] == 128
 
 
 @pytest.mark.model

@@ -2,34 +2,44 @@
 
 Numbers come from a ``Script`` the test controls; every call is counted (``calls``) so a test can
 prove a no-op rerun touched no model. ``sleep`` makes a play slow enough to be killed mid-play.
-Artifacts are real files under the artifact root, content addressed like the real ones.
+Artifacts are real files written the way the real runner writes them
+(``runners.artifacts.write_artifact``: ``artifact.json``, content-addressed directory, atomic rename),
+for the backend the plan resolved, so lock, verify and serving code see the real layout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runners.artifacts import write_artifact
 from runners.base import (
     Artifact,
     BaselineResult,
     CandidateResult,
     Degraded,
     EnvelopeResult,
+    EnvelopeSpec,
     Environment,
+    EvalSpec,
     Evaluation,
     Example,
     MixedPrecisionResult,
     ModelInfo,
+    ModelSpec,
     Performance,
+    Progress,
     QatResult,
+    QatSpec,
     Quality,
+    QualityBar,
+    QuantSpec,
+    Runner,
     no_progress,
 )
+from runners.registry import BACKENDS
 
 LAYERS = tuple(f"encoder.layer.{i}.{part}" for i in range(3) for part in ("attention.q", "attention.k", "ffn.up", "ffn.down"))
 
@@ -58,7 +68,7 @@ def _perf(latency: float, footprint: int) -> Performance:
                        runs=20, peak_memory_bytes=footprint * 2, footprint_bytes=footprint, threads=2)
 
 
-class FakeRunner:
+class FakeRunner(Runner):
     def __init__(self, script: Script | None = None, root: Path | None = None):
         self.script = script or Script()
         self.calls: list[str] = []
@@ -80,28 +90,32 @@ class FakeRunner:
         if kind == "input":
             raise RunnerInputError("row has 3 columns, expected 7", location="data/eval.tsv:4")
 
-    def _artifact(self, artifact_root: str, tag: str) -> Artifact:
-        data = f"fake weights {tag}".encode()
-        sha = hashlib.sha256(data).hexdigest()
-        files = {"model.bin": sha}
-        digest = hashlib.sha256(json.dumps(sorted(files.items())).encode()).hexdigest()
-        folder = Path(artifact_root) / "tiny" / digest
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.bin").write_bytes(data)
-        # Like runners.artifacts: relative to the parent of artifact_root (the repository root).
-        return Artifact(path=os.path.relpath(folder, Path(artifact_root).parent), sha256=digest, files=files, format="torch")
+    def _artifact(self, artifact_root: str, quant: QuantSpec, method: str, tag: str) -> Artifact:
+        """A one-file artifact written by ``runners.artifacts.write_artifact``, as the real runner does."""
+        record = {"backend": quant.backend, "backend_version": "0.0-fake", "method": method, "task": "sentence-similarity",
+                  "weights": quant.weights, "activations": quant.activations, "group_size": quant.group_size}
 
-    def _candidate(self, method: str, q: tuple[float, float], artifact_root: str, protected: tuple[str, ...] = ()) -> CandidateResult:
+        def write(directory: Path) -> dict:
+            (directory / "model.bin").write_bytes(f"fake weights {tag}".encode())
+            return {"fake": True, "weights_files": ["model.bin"]}
+
+        return write_artifact(artifact_root, "tiny", BACKENDS[quant.backend].capabilities.artifact_format, record, write)
+
+    def _candidate(self, method: str, q: tuple[float, float], quant: QuantSpec, artifact_root: str,
+                   protected: tuple[str, ...] = ()) -> CandidateResult:
         return CandidateResult(
-            method=method, backend="torchao", backend_version="0.0-fake", config={"weights": "int8", "protected": list(protected)},
+            method=method, backend=quant.backend, backend_version="0.0-fake", config={"weights": quant.weights, "protected": list(protected)},
             protected_layers=protected, quantized_layers=len(LAYERS) - len(protected), calibration_samples=256,
-            calibration_sha256="c" * 64, artifact=self._artifact(artifact_root, f"{method}-{q}-{protected}"),
+            calibration_sha256="c" * 64, artifact=self._artifact(artifact_root, quant, method, f"{method}-{q}-{protected}"),
             quality=Quality(metric="spearman", value=q[0], hardest=q[1], n_examples=100),
             performance=_perf(8.0, 30_000_000 + 1_000_000 * len(protected)),
             most_degraded=(Degraded(id="ex-7", baseline=0.9, candidate=0.7),),
         )
 
-    def baseline(self, model, evaluation, envelope, progress=no_progress) -> BaselineResult:
+    def preflight(self, quant: QuantSpec) -> None:
+        """Every registered backend is "installed" for the fake; not counted in ``calls`` (no model)."""
+
+    def baseline(self, model: ModelSpec, evaluation: EvalSpec, envelope: EnvelopeSpec, progress: Progress = no_progress) -> BaselineResult:
         self._enter("baseline", progress)
         v, h = self.script.baseline
         examples = tuple(Example(id=f"ex-{i}", score=1.0 - i / 100) for i in range(100))
@@ -116,18 +130,21 @@ class FakeRunner:
             data_sha256="d" * 64,
         )
 
-    def envelope(self, info, quant, envelope, baseline) -> EnvelopeResult:
+    def envelope(self, info: ModelInfo, quant: QuantSpec, envelope: EnvelopeSpec, baseline: Performance | None) -> EnvelopeResult:
         self.calls.append("envelope")
         verdict = self.script.envelope
         return EnvelopeResult(verdict=verdict, reasons=(f"scripted {verdict}",), memory_needed_bytes=50_000_000,
                               memory_budget_bytes=800_000_000, native_support=True, bound="memory")
 
-    def ptq(self, model, quant, evaluation, envelope, baseline, artifact_root, progress=no_progress) -> CandidateResult:
+    def ptq(self, model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: EnvelopeSpec, baseline: BaselineResult,
+            artifact_root: str, progress: Progress = no_progress) -> CandidateResult:
         assert baseline.examples, "a candidate play needs the full baseline"
         self._enter("ptq", progress)
-        return self._candidate("ptq", self.script.ptq, artifact_root)
+        return self._candidate("ptq", self.script.ptq, quant, artifact_root)
 
-    def mixed_precision(self, model, quant, evaluation, envelope, baseline, bar, max_protected_fraction, artifact_root, progress=no_progress):
+    def mixed_precision(self, model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: EnvelopeSpec,
+                        baseline: BaselineResult, bar: QualityBar, max_protected_fraction: float, artifact_root: str,
+                        progress: Progress = no_progress) -> MixedPrecisionResult:
         assert baseline.examples, "a candidate play needs the full baseline"
         self._enter("mixed_precision", progress)
         best_q = self.script.mixed_precision
@@ -139,11 +156,12 @@ class FakeRunner:
             Evaluation(kind="full", protected_layers=protected, value=(best_q or ptq_q)[0], hardest=(best_q or ptq_q)[1],
                        footprint_bytes=32_000_000, seconds=1.0, passed=best_q is not None),
         )
-        best = self._candidate("mixed_precision", best_q, artifact_root, protected) if best_q else None
+        best = self._candidate("mixed_precision", best_q, quant, artifact_root, protected) if best_q else None
         return MixedPrecisionResult(passed=best_q is not None, sensitivity=sens, evaluations=evals, full_evaluations=2,
                                     one_at_a_time_cost=2 * len(LAYERS), cap_layers=3, best=best)
 
-    def qat(self, model, quant, qat, evaluation, envelope, baseline, artifact_root, progress=no_progress) -> QatResult:
+    def qat(self, model: ModelSpec, quant: QuantSpec, qat: QatSpec, evaluation: EvalSpec, envelope: EnvelopeSpec,
+            baseline: BaselineResult, artifact_root: str, progress: Progress = no_progress) -> QatResult:
         assert qat.justification, "the runner refuses QAT without a justification"
         self._enter("qat", progress)
-        return QatResult(candidate=self._candidate("qat", self.script.qat, artifact_root), steps=qat.steps, losses=(0.5, 0.25))
+        return QatResult(candidate=self._candidate("qat", self.script.qat, quant, artifact_root), steps=qat.steps, losses=(0.5, 0.25))

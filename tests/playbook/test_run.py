@@ -153,7 +153,21 @@ def test_runner_input_error_is_located_invalid_input(repo):
     assert (problem.path, problem.line) == ("data/eval.tsv", 4) and "7" in problem.message
 
 
-def test_no_installed_backend_is_refused_before_any_model_at_its_key(repo):
+def test_plan_resolves_the_backend_from_declarations_whatever_is_installed(repo, monkeypatch):
+    import importlib.metadata
+
+    def nothing_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    repo.edit("backend: torchao", "backend: auto")  # auto used to pick among installed backends only
+    installed = api.plan(repo.manifest, repo.root)
+    monkeypatch.setattr(importlib.metadata, "version", nothing_installed)
+    bare = api.plan(repo.manifest, repo.root)
+    assert bare.backend == installed.backend == "onnxruntime"  # first registered for cpu int8 encoders
+    assert [p.cache_key for p in bare.plays] == [p.cache_key for p in installed.plays]
+
+
+def test_a_backend_that_cannot_run_the_target_is_refused_before_any_model_at_its_key(repo):
     repo.edit("backend: torchao", "backend: optimum-quanto")
     repo.edit("activations: none", "activations: dynamic-int8")
     runner = FakeRunner(root=repo.root)

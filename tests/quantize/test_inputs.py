@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
+from compiler.files import artifact_sha256, file_sha256
 from runners import backends
-from runners.artifacts import tree_sha256, verify, write_artifact
-from runners.backends import LayerPlan
+from runners.artifacts import verify, write_artifact
 from runners.base import DatasetSpec, ModelSpec, QatSpec, QuantSpec, RunnerError, RunnerInputError
-from runners.ptq import draw_calibration, resolve_protected
+from runners.ptq import check_capabilities, draw_calibration, resolve_protected
 
 LAYERS = tuple(f"encoder.layer.{i}.{part}" for i in range(2) for part in
                ("attention.self.query", "attention.self.key", "attention.output.dense", "intermediate.dense", "output.dense"))
@@ -47,11 +48,17 @@ def test_calibration_draw_is_seeded_and_recorded(repo_root):
 
 
 @pytest.mark.parametrize("activations,group,needle", [("dynamic-int8", None, "activations"), ("none", 32, "group_size")])
-def test_quanto_refuses_what_it_cannot_reload(activations, group, needle):
-    plan = LayerPlan(task="sentence-similarity", weights="int4", activations=activations, group_size=group,
-                     quantized=LAYERS, protected=())
+def test_the_runner_refuses_what_a_backend_does_not_declare(activations, group, needle, repo_root):
+    quant = dataclasses.replace(_calibration(repo_root), backend="optimum-quanto", weights="int4", activations=activations,
+                                group_size=group)
     with pytest.raises(RunnerInputError, match=needle):
-        backends.load("optimum-quanto").check(plan)
+        check_capabilities(quant, "sentence-similarity", "ptq", "cpu")
+
+
+def test_qat_is_refused_for_a_backend_that_does_not_declare_it_naming_those_that_do(repo_root):
+    quant = dataclasses.replace(_calibration(repo_root), backend="onnxruntime")
+    with pytest.raises(RunnerInputError, match=r"does not run qat.*backends that can: torchao"):
+        check_capabilities(quant, "sentence-similarity", "qat", "cpu")
 
 
 def test_unknown_backend_is_an_input_error():
@@ -83,7 +90,7 @@ def test_artifacts_are_content_addressed_and_verified(tmp_path):
     other = _write(tmp_path, b"abd")
     assert first == again and first.sha256 != other.sha256
     assert first.path == f"artifacts/demo/{first.sha256}"
-    assert first.sha256 == tree_sha256(first.files) and set(first.files) == {"weights.bin", "artifact.json"}
+    assert first.sha256 == artifact_sha256(first.files) and set(first.files) == {"weights.bin", "artifact.json"}
     folder = tmp_path / first.path
     assert sorted(p.name for p in (tmp_path / "artifacts/demo").iterdir()) == sorted({first.sha256, other.sha256})
     record = json.loads((folder / "artifact.json").read_text())
@@ -97,7 +104,7 @@ def test_artifacts_are_content_addressed_and_verified(tmp_path):
 def test_the_saved_tokenizer_does_not_depend_on_how_it_was_last_called(minilm_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from runners.artifacts import file_sha256, save_tokenizer
+    from runners.artifacts import save_tokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     save_tokenizer(tokenizer, tmp_path / "before")

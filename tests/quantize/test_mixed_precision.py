@@ -29,9 +29,8 @@ def test_protecting_the_proxys_top_layers_beats_protecting_its_bottom_layers(min
     error than keeping the 5 it calls least sensitive (all other layers int4)."""
     import torch
 
-    from runners.base import ModelSpec
+    from runners.base import DatasetSpec, ModelSpec
     from runners.datasets import read_examples
-    from runners.base import DatasetSpec
     from runners.mixed_precision import _relative_error, sensitivity
     from runners.models import load_model
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from runners.artifacts import verify
 from runners.ptq import run_ptq
-
 
 pytestmark = pytest.mark.model
 
