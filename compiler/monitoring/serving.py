@@ -23,10 +23,11 @@ when the content changes, and return whether they wrote.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from compiler.errors import InvalidInput, Problem
 from compiler.files import dump_yaml, load_yaml, write_if_changed
+from compiler.playbook.lockfile import results_sha256
+from compiler.playbook.lockmodel import Lock
 
 SCHEMA_VERSION = 1
 QUANTIZED = "quantized"
@@ -70,49 +71,32 @@ def read_serving(path: Path) -> dict | None:
     return data
 
 
-# ------------------------------------------------------------------- reading the lock, defensively
+# ---------------------------------------------------------------------------- reading the lock
 
 
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
+def typed_lock(lock: Lock | dict) -> Lock:
+    """The lock as its model (lock data about to be written is validated once, here, at the boundary)."""
+    return lock if isinstance(lock, Lock) else Lock.model_validate({**lock, "results_sha256": results_sha256(lock)})
 
 
-def quantized_artifact(lock: dict) -> dict | None:
+def quantized_artifact(lock: Lock | dict) -> dict | None:
     """The locked artifact ``{path, sha256, format, files}``, or ``None`` when the lock holds none
-    (the gate said no). Reads ``final.artifact`` (also ``artifact`` at the top level)."""
-    for found in (_dig(lock, "final", "artifact"), _dig(lock, "artifact")):
-        if isinstance(found, dict) and found.get("path") and found.get("sha256"):
-            return {k: found.get(k) for k in ("path", "sha256", "format", "files") if found.get(k) is not None}
-    return None
+    (the gate said no)."""
+    final = typed_lock(lock).final
+    if final is None:
+        return None
+    artifact = final.artifact
+    return {"path": artifact.path, "sha256": artifact.sha256, "format": artifact.format, "files": dict(artifact.files)}
 
 
-def baseline_weights_sha256(lock: dict) -> str | None:
-    """The full-precision weights hash the baseline measured (``inputs.model.weights_sha256``,
-    ``inputs.weights_sha256``, ``baseline.weights_sha256`` or ``plays.baseline.result.weights_sha256``)."""
-    for found in (
-        _dig(lock, "inputs", "model", "weights_sha256"),
-        _dig(lock, "inputs", "model_weights_sha256"),
-        _dig(lock, "inputs", "weights_sha256"),
-        _dig(lock, "baseline", "weights_sha256"),
-        _dig(lock, "plays", "baseline", "result", "weights_sha256"),
-        _dig(lock, "plays", "baseline", "weights_sha256"),
-    ):
-        if isinstance(found, str) and found:
-            return found
-    return None
-
-
-def build_serving(manifest, lock: dict, lock_rel: str, previous: dict | None) -> dict:
+def build_serving(manifest, lock: Lock | dict, lock_rel: str, previous: dict | None) -> dict:
     """The serving document for a manifest and its lock.
 
     ``active`` and ``rollback`` carry over from ``previous`` while the quantized artifact is the same
     one (a rollback stays until a person reverts it); a newly locked artifact starts ``quantized``;
     a lock without an artifact serves full precision.
     """
+    lock = typed_lock(lock)
     artifact = quantized_artifact(lock)
     model = manifest.model
     full = {
@@ -120,10 +104,11 @@ def build_serving(manifest, lock: dict, lock_rel: str, previous: dict | None) ->
         "revision": model.revision,
         "gguf_file": model.gguf_file,
         "task": model.task,
-        "weights_sha256": baseline_weights_sha256(lock),
+        "weights_sha256": lock.inputs.model.weights_sha256,
     }
     active, rollback = (QUANTIZED if artifact else FULL_PRECISION), None
-    if artifact and previous and _dig(previous, "artifacts", QUANTIZED, "sha256") == artifact["sha256"]:
+    before = ((previous or {}).get("artifacts") or {}).get(QUANTIZED) if isinstance(previous, dict) else None
+    if artifact and isinstance(before, dict) and before.get("sha256") == artifact["sha256"]:
         active, rollback = previous.get("active", active), previous.get("rollback")
     return {
         "schema_version": SCHEMA_VERSION,
@@ -131,15 +116,9 @@ def build_serving(manifest, lock: dict, lock_rel: str, previous: dict | None) ->
         "active": active,
         "artifacts": {QUANTIZED: artifact, FULL_PRECISION: full},
         "lock": lock_rel,
-        "lock_results_sha256": lock.get("results_sha256") or _results_sha256(lock),
+        "lock_results_sha256": lock.results_sha256,
         "rollback": rollback,
     }
-
-
-def _results_sha256(lock: dict) -> str:
-    from compiler.playbook.lockfile import results_sha256
-
-    return results_sha256(lock)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -149,7 +128,7 @@ def _rel(path: Path, root: Path) -> str:
         return Path(path).as_posix()
 
 
-def write_serving(manifest_path: Path, lock: dict) -> bool:
+def write_serving(manifest_path: Path, lock: Lock | dict) -> bool:
     """Write ``manifests/<name>.serving.yaml`` for the manifest and its lock; returns whether it
     wrote (atomic, only on change)."""
     from compiler.discover import lock_path, serving_path

@@ -65,3 +65,17 @@ class Repo:
         text = self.manifest.read_text()
         assert old in text, old
         self.manifest.write_text(text.replace(old, new))
+
+
+def make_repo(root: Path, manifest: str = MANIFEST) -> Repo:
+    """A throwaway quantgate repository under ``root``: the manifest, small data files, a tiny model folder."""
+    (root / "manifests").mkdir()
+    (root / "data").mkdir()
+    (root / "models" / "tiny").mkdir(parents=True)
+    (root / "models" / "tiny" / "config.json").write_text('{"model_type": "bert"}\n')
+    (root / "data" / "eval.tsv").write_text("".join(f"{i % 5}\tsentence a {i}\tsentence b {i}\n" for i in range(20)))
+    (root / "data" / "train.tsv").write_text("".join(f"{i % 5}\ttrain a {i}\ttrain b {i}\n" for i in range(20)))
+    (root / "quantgate.yaml").write_text("{}\n")
+    repo = Repo(root)
+    repo.write_manifest(manifest)
+    return repo

@@ -16,7 +16,7 @@ from pathlib import Path
 from fake_runner import FakeRunner, Script
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from playbook_support import MANIFEST, Repo
+from playbook_support import MANIFEST, Repo, make_repo
 
 from compiler import api
 from compiler.playbook.funnel import DONE, Route, explore, step
@@ -27,21 +27,12 @@ from compiler.vocabulary import Decision, EnvelopeVerdict, Play, Verdict
 QUALITY = {Decision.PASS: (0.845, 0.59), Decision.CLOSE: (0.83, 0.58), Decision.BROKEN: (0.70, 0.40)}
 
 
-def make_repo(root: Path, mixed_precision: bool, qat: bool) -> Repo:
-    (root / "manifests").mkdir()
-    (root / "data").mkdir()
-    (root / "models" / "tiny").mkdir(parents=True)
-    (root / "models" / "tiny" / "config.json").write_text('{"model_type": "bert"}\n')
-    (root / "data" / "eval.tsv").write_text("".join(f"{i % 5}\tsentence a {i}\tsentence b {i}\n" for i in range(20)))
-    (root / "data" / "train.tsv").write_text("".join(f"{i % 5}\ttrain a {i}\ttrain b {i}\n" for i in range(20)))
-    (root / "quantgate.yaml").write_text("{}\n")
+def funnel_repo(root: Path, mixed_precision: bool, qat: bool) -> Repo:
     text = MANIFEST.replace("mixed_precision: {enabled: true, max_protected_fraction: 0.3}",
                             f"mixed_precision: {{enabled: {str(mixed_precision).lower()}, max_protected_fraction: 0.3}}")
     if qat:
         text = text.replace("qat: {enabled: false}", "qat: {enabled: true, justification: 'high volume', steps: 10}")
-    repo = Repo(root)
-    repo.write_manifest(text)
-    return repo
+    return make_repo(root, text)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -56,7 +47,7 @@ def make_repo(root: Path, mixed_precision: bool, qat: bool) -> Repo:
 def test_the_plan_predicts_the_plays_execution_runs(envelope, ptq, mixed, qat, mixed_precision, qat_enabled):
     root = Path(tempfile.mkdtemp(prefix="funnel-"))
     try:
-        repo = make_repo(root, mixed_precision, qat_enabled)
+        repo = funnel_repo(root, mixed_precision, qat_enabled)
         script = Script(envelope=envelope, ptq=QUALITY[ptq], mixed_precision=QUALITY[mixed] if mixed else None, qat=QUALITY[qat])
         plan = api.plan(repo.manifest, repo.root)
         runner = FakeRunner(script, root=repo.root)
