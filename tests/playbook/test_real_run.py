@@ -71,7 +71,7 @@ def test_real_run_locks_then_an_unchanged_rerun_loads_no_model(real_repo):
     manifest = real_repo / "manifests" / "minilm-small.yaml"
     runner = CountingRunner()
     result = api.run(manifest, runner=runner, root=real_repo)
-    assert runner.calls[:3] == ["baseline", "envelope", "ptq"]
+    assert runner.calls[:4] == ["preflight", "baseline", "envelope", "ptq"]  # installed? checked before any model loads
     lock = read_lock(result.lock_path).data()
     assert lock["verdict"] == "locked", lock["next_step"]
     assert (real_repo / lock["final"]["artifact"]["path"]).is_dir()
