@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("compiler.commands.run", "run the plan: baseline, envelope, ptq, gate, ... and write the lock"),
     "verify": ("compiler.commands.verify", "check locks against their manifests, gates and artifacts"),
     "report": ("compiler.commands.report", "render the human report (Markdown + plots) from a lock"),
+    "push": ("compiler.commands.push", "publish a manifest's locked artifacts (and its repository-local baseline) to the store"),
+    "pull": ("compiler.commands.pull", "fetch the active and fallback artifacts of a manifest, verified against its lock"),
     "changed": ("compiler.commands.changed", "manifests a change touches, as a GitHub Actions matrix"),
     "comment": ("compiler.commands.comment", "post or update the one quantgate comment on a pull request"),
     "signoff": ("compiler.commands.signoff", "decide from pull-request reviews whether the owners signed"),

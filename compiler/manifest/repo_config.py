@@ -56,6 +56,18 @@ class Monitoring(_Strict):
         return v
 
 
+class Artifacts(_Strict):
+    """Where locked artifacts live beyond the machine that made them (``compiler/store``)."""
+
+    store: str | None = Field(
+        None,
+        description="Store URL: oci://registry/namespace (oci+http:// for a plain-HTTP registry), s3://bucket/prefix, "
+                    "gs://bucket/prefix, file:///path, or a repository-relative folder. Unset: the local artifacts/ folder. "
+                    "Credentials come from the environment only.",
+    )
+    required: bool = Field(False, description="A locked artifact missing from the store fails `quantgate verify --remote` (not a note).")
+
+
 class RepoConfig(_Strict):
     trusted_remote_code: list[str] = Field(
         default_factory=list,
@@ -63,3 +75,4 @@ class RepoConfig(_Strict):
     )
     runner_labels: RunnerLabels = Field(default_factory=RunnerLabels)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    artifacts: Artifacts = Field(default_factory=Artifacts)
