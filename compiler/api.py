@@ -12,6 +12,7 @@ from pathlib import Path
 from compiler.discover import find_repo_root, manifest_paths
 from compiler.errors import InvalidInput, Problem
 from compiler.manifest.load import LoadedManifest, load_manifest, load_repo_config
+from compiler.store import open_store
 
 
 @dataclass
@@ -110,10 +111,12 @@ class RunResult:
     report_written: list[Path]
 
 
-def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: float = 5.0) -> RunResult:
+def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: float = 5.0,
+        force: str | None = None) -> RunResult:
     """Plan, execute through ``runner`` (default: ``runners.local.LocalRunner``), lock, report.
 
-    One run per manifest at a time (``Conflict`` after ``wait_s``); resumable from the journal."""
+    One run per manifest at a time (``Conflict`` after ``wait_s``); resumable from the journal.
+    ``force``: a play; it and every play after it run even when a result for their key is recorded."""
     from compiler.discover import lock_path, report_dir
     from compiler.playbook.execute import execute
     from compiler.playbook.journal import Journal, run_guard
@@ -126,12 +129,13 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
         target = lock_path(loaded.path)
         previous = read_lock(target)
         journal = Journal(loaded.root, name)
-        the_plan = make_plan(loaded, previous, journal)
+        known_lock, known_journal = (previous, journal) if force is None else _forgetting(previous, journal, forced_plays(force))
+        the_plan = make_plan(loaded, known_lock, known_journal)
         if runner is None:
             from runners.local import LocalRunner
 
             runner = LocalRunner()
-        outcome = execute(the_plan, loaded.root, runner, journal, previous, events)
+        outcome = execute(the_plan, loaded.root, runner, known_journal, known_lock, events)
         written = write_lock(target, build_lock(the_plan, outcome, previous, manifest_sections(loaded)))
         lock = read_lock(target).data()
         # The report is a pure function of the lock: an unchanged lock with its report in place
@@ -174,13 +178,60 @@ def report(path: Path, root: Path | None = None) -> list[Path]:
     return write_report(loaded.root, lock.data())
 
 
-def verify(paths: list[Path] | None = None, root: Path | None = None) -> list:
-    """Check each manifest's lock: hashes, gate, artifact. A ``compiler.playbook.verify.Verdict`` per manifest."""
+def verify(paths: list[Path] | None = None, root: Path | None = None, remote: bool = False, deep: bool = False) -> list:
+    """Check each manifest's lock: hashes, gate, artifact. A ``compiler.playbook.verify.Verdict`` per manifest.
+    ``remote``: also that every locked artifact is in the store named by quantgate.yaml (``deep``:
+    streamed and hashed); with ``artifacts.required`` a missing one fails, else it is a note."""
     from compiler.playbook.verify import verify_manifest
 
     root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
     paths = [Path(p) for p in paths] if paths else manifest_paths(root)
-    return [verify_manifest(load_checked(p, root)) for p in paths]
+    store, required = None, False
+    if remote or deep:
+        config = load_repo_config(root)
+        store, required = open_store(config.artifacts.store, root), config.artifacts.required
+    return [verify_manifest(load_checked(p, root), store, required, deep) for p in paths]
+
+
+# ----------------------------------------------------------------- the artifact store (play 7 beyond this machine)
+
+
+def artifact_store(root: Path):
+    """The store ``quantgate.yaml`` names (``artifacts.store``; default: the local artifacts/ folder)."""
+    return open_store(load_repo_config(Path(root)).artifacts.store, Path(root))
+
+
+def push(paths: list[Path] | None = None, root: Path | None = None) -> list:
+    """Upload each locked manifest's artifact and full-precision fallback to the store; record where
+    in its lock. A ``compiler.playbook.publish.Published`` per manifest."""
+    from compiler.discover import lock_path
+    from compiler.playbook.publish import push_lock
+
+    root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
+    paths = [Path(p) for p in paths] if paths else manifest_paths(root)
+    store = artifact_store(root)
+    out = []
+    for path in paths:
+        loaded = load_checked(path, root)
+        out.append(push_lock(loaded, lock_path(loaded.path), store))
+    return out
+
+
+def pull(target: Path, dest: Path, root: Path | None = None) -> dict:
+    """Fetch a manifest's (or serving file's) active and fallback artifacts into ``dest``, verified
+    against its lock: {"quantized": Path, "full-precision": Path or "source@revision"}."""
+    from compiler.discover import lock_path
+    from compiler.playbook.lockfile import read_lock
+    from compiler.playbook.publish import pull_lock
+
+    target = Path(target)
+    if target.name.endswith(".serving.yaml"):
+        target = target.with_name(target.name[: -len(".serving.yaml")] + ".yaml")
+    loaded = load_checked(target, root)
+    lock = read_lock(lock_path(loaded.path))
+    if lock is None:
+        raise InvalidInput(Problem(path=loaded.display_path, message="no lock yet: nothing to pull"))
+    return pull_lock(lock, artifact_store(loaded.root), Path(dest))
 
 
 # ------------------------------------------------- GitOps and monitoring: one function per command
@@ -209,15 +260,18 @@ def changed(root: Path, base: str, head: str | None = None, publish: bool = True
     return _changed.changed_manifests(Path(root), base, head, publish=publish)
 
 
-def comment(manifest: Path, pull_request: int, *, body_file: str | None = None, bot_login: str | None = None,
-            summary_only: bool = False, root: Path | None = None) -> _comment.Posted:
+def comment(manifest: Path, pull_request: int | None, *, body_file: str | None = None, bot_login: str | None = None,
+            summary_only: bool = False, root: Path | None = None, dry_run: bool = False) -> _comment.Posted | str:
     """Post or update the manifest's one comment on the pull request (and the job summary). The body
-    is ``body_file`` (``-``: stdin) or the plan with the lock's results."""
+    is ``body_file`` (``-``: stdin) or the plan with the lock's results. ``dry_run``: post nothing,
+    append nothing; return the exact comment text that would be posted."""
     if body_file:
         body = _comment.read_body(body_file)
     else:
         lock = _read_lock(_lock_path(Path(manifest)))
         body = _render_comment(lock.data() if lock is not None else None, plan(manifest, root), marker="")
+    if dry_run:
+        return _comment.compose(_changed.manifest_name(Path(manifest)), body)
     return _comment.post_comment(_changed.manifest_name(Path(manifest)), body, pull_request,
                                  bot_login=bot_login, summary_only=summary_only)
 
@@ -257,3 +311,71 @@ def monitor(manifests: list[Path] | None = None, *, prometheus: str | None = Non
     source = _monitor.metrics_source(prometheus, snapshot, timeout, os.environ.get("PROMETHEUS_TOKEN") or None)
     return _monitor.monitor_manifests(list(manifests or []), source, branch=branch, branch_name=branch_name,
                                       pull_request=pull_request, base=base, dry_run=dry_run, require_data=require_data)
+
+
+# ------------------------------------------------------- several manifests, forced re-runs (CLI)
+
+
+def manifest_list(paths: list[Path] | None = None, root: Path | None = None) -> list[Path]:
+    """``paths`` as given, or (``None``) every manifest under ``root/manifests``: how every command
+    that takes manifests reads "none named"."""
+    if paths is not None:
+        return [Path(p) for p in paths]
+    return manifest_paths(Path(root) if root is not None else find_repo_root(Path.cwd()))
+
+
+def plans(paths: list[Path] | None = None, root: Path | None = None) -> list:
+    """The plan of each manifest (default: every manifest), in order."""
+    return [plan(p, root) for p in manifest_list(paths, root)]
+
+
+def forced_plays(first: str) -> frozenset[str]:
+    """``first`` and every cacheable play after it in playbook order (``run --force PLAY``)."""
+    from compiler.vocabulary import Play
+
+    order = [Play.BASELINE, Play.ENVELOPE, Play.PTQ, Play.MIXED_PRECISION, Play.QAT]
+    names = [p.value for p in order]
+    if first not in names:
+        raise InvalidInput(Problem(path="--force", message=f"{first!r} is not a play that caches ({', '.join(names)})"))
+    return frozenset(names[names.index(first):])
+
+
+class _ForgetfulJournal:
+    """A journal that does not know the results of ``plays`` (they are written as usual)."""
+
+    def __init__(self, journal, plays: frozenset[str]):
+        self._journal, self._plays = journal, plays
+
+    def get(self, play: str, key: str):
+        return None if play in self._plays else self._journal.get(play, key)
+
+    def __getattr__(self, attr):
+        return getattr(self._journal, attr)
+
+
+class _ForgetfulLock:
+    """A lock whose records of ``plays`` match no cache key (the rest reads through)."""
+
+    def __init__(self, lock, plays: frozenset[str]):
+        self._lock, self._plays = lock, plays
+
+    def play(self, name: str):
+        record = self._lock.play(name)
+        return record.model_copy(update={"cache_key": ""}) if name in self._plays else record
+
+    def __getattr__(self, attr):
+        return getattr(self._lock, attr)
+
+
+def _forgetting(lock, journal, plays: frozenset[str]):
+    """(lock, journal) that treat ``plays`` as never run, for the plan and the funnel; the real lock
+    is still what the new one is built on. (A stand-in until make_plan/execute take the set.)"""
+    return (None if lock is None else _ForgetfulLock(lock, plays)), _ForgetfulJournal(journal, plays)
+
+
+def report_path(path: Path, root: Path | None = None) -> Path:
+    """Where ``quantgate report`` writes a manifest's report (``reports/<name>/report.md``)."""
+    from compiler.discover import report_dir
+
+    loaded = load(path, root)
+    return report_dir(loaded.root, loaded.manifest.metadata.name) / "report.md"

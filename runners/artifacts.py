@@ -104,7 +104,8 @@ def write_artifact(artifact_root: str | Path, name: str, fmt: str, record: dict[
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     final.chmod(0o755)
-    return Artifact(path=os.path.relpath(final, root.parent), sha256=sha, files=files, format=fmt)
+    sizes = {name: (final / name).stat().st_size for name in files}
+    return Artifact(path=os.path.relpath(final, root.parent), sha256=sha, files=files, format=fmt, sizes=sizes)
 
 
 def read_record(directory: Path) -> dict[str, Any]:

@@ -192,9 +192,11 @@ class Performance:
     latency_p50_ms: float
     latency_p95_ms: float
     runs: int
-    peak_memory_bytes: int
+    peak_memory_bytes: int  # CPU: peak RSS growth of a fresh process from before the load through the latency runs
     footprint_bytes: int
     threads: int
+    forward_memory_bytes: int = 0  # what one forward adds to what is resident (the envelope's measured activations)
+    memory_method: str = ""  # how peak_memory_bytes was measured, in words (docs/measuring.md)
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ class BaselineResult:
     performance: Performance
     environment: Environment
     data_sha256: str  # of the evaluation file
+    hardest_definition: str = ""  # the hardest slice in words ("88 of 879 examples, pairs whose ...")
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class Artifact:
     sha256: str  # over the sorted (name, file sha256) list
     files: dict[str, str]  # relative file name -> sha256
     format: str  # torch | onnx | quanto
+    sizes: dict[str, int] = field(default_factory=dict)  # relative file name -> bytes (the store checks them)
 
 
 @dataclass(frozen=True)

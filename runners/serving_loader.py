@@ -31,10 +31,12 @@ class ActiveArtifact:
     reason: dict | None  # the rollback record when full precision serves because of one
 
 
-def resolve(serving_file: Path, root: Path | None = None, verify: bool = True) -> ActiveArtifact:
+def resolve(serving_file: Path, root: Path | None = None, verify: bool = True, store: Any = None) -> ActiveArtifact:
     """Which artifact serves, where it is, and (``verify``) that a quantized artifact's files match
     their recorded hashes. ``root``: the repository root paths are relative to (default: the parent
-    of the serving file's ``manifests/`` folder)."""
+    of the serving file's ``manifests/`` folder). ``store`` (a ``compiler.store.Store`` or a store
+    URL): where to fetch a quantized artifact not deployed here yet, through the same verified pull
+    as ``quantgate pull`` (hashed while streaming, renamed into place only when every file matches)."""
     from ruamel.yaml import YAML
 
     serving_file = Path(serving_file)
@@ -53,6 +55,14 @@ def resolve(serving_file: Path, root: Path | None = None, verify: bool = True) -
         location = str((root / source).resolve()) if source.startswith("./") else source
         return ActiveArtifact(data.get("name", ""), active, location, entry, data.get("rollback"))
     folder = (root / entry["path"]).resolve()
+    if store is not None and not folder.is_dir():
+        from compiler.store import StoreError, open_store, pull
+
+        try:
+            chosen_store = open_store(store, root) if isinstance(store, str) else store
+            pull(chosen_store, Path(entry["path"]).parent.name, entry["sha256"], dict(entry.get("files") or {}), folder)
+        except StoreError as exc:
+            raise RunnerError(f"{serving_file}: could not fetch {entry['path']} from the store: {exc}") from exc
     if verify:
         if not folder.is_dir():
             raise RunnerError(f"{serving_file}: the active quantized artifact {entry['path']} is not deployed here")
@@ -84,11 +94,14 @@ def load_active(serving_file: Path, task: str | None = None, root: Path | None =
 def main(argv: list[str] | None = None) -> int:
     """Print which artifact serves and verify it (exit 0), or why it cannot serve (exit 3)."""
     argv = sys.argv[1:] if argv is None else argv
+    store = None
+    if len(argv) == 3 and argv[1] == "--store":
+        argv, store = argv[:1], argv[2]
     if len(argv) != 1:
-        print("usage: python -m runners.serving_loader manifests/<name>.serving.yaml", file=sys.stderr)
+        print("usage: python -m runners.serving_loader manifests/<name>.serving.yaml [--store URL]", file=sys.stderr)
         return 2
     try:
-        chosen = resolve(Path(argv[0]))
+        chosen = resolve(Path(argv[0]), store=store)
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -40,10 +40,10 @@ SCHEMA_VERSION = 1
 #: Top-level keys in the order they are written. Unknown keys go last, sorted (never dropped).
 TOP_LEVEL_ORDER = (
     "schema_version", "name", "manifest", "verdict", "next_step", "inputs", "plays", "final",
-    "deltas", "evaluations", "results_sha256", "environment", "signoff",
+    "deltas", "evaluations", "results_sha256", "environment", "signoff", "store",
 )
 #: Sections left out of ``results_sha256`` (see the module docstring).
-UNHASHED = frozenset({"results_sha256", "environment", "signoff"})
+UNHASHED = frozenset({"results_sha256", "environment", "signoff", "store"})
 
 HEADER = (
     "# Written by quantgate (`quantgate run`). Do not edit by hand: `quantgate verify` compares this\n"
@@ -224,4 +224,10 @@ def build_lock(plan: Any, outcome: Any, previous: Lock | None, sections: dict[st
         lock["signoff"] = previous.data()["signoff"]  # same results: the recorded sign-offs still hold
     else:
         lock["signoff"] = pending_signoff(missing)
+    # Where `quantgate push` put the same artifact still holds (a no-op rerun changes no byte).
+    same_artifact = previous is not None and previous.final is not None and final is not None \
+        and previous.final.artifact.sha256 == final["artifact"]["sha256"] \
+        and previous.inputs.model.files_sha256 == plan.facts.model_files_sha256
+    if same_artifact and previous.store is not None:
+        lock["store"] = previous.data()["store"]
     return lock

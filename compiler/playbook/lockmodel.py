@@ -80,9 +80,32 @@ class Calibration(_Closed):
 
 class Artifact(_Closed):
     path: str
-    sha256: str
+    sha256: str = Field(description="The artifact's address: sha256 over the sorted `name\\0sha256\\n` lines of `files`.")
     files: dict[str, str]
     format: str
+    sizes: dict[str, int] | None = Field(None, description="Bytes per file (what `verify --remote` compares without downloading).")
+
+
+class StoredArtifact(_Closed):
+    slug: str
+    sha256: str
+    address: str = Field(description="Where the store holds it: the OCI manifest digest, or `<slug>/<sha256>/` under the store root.")
+    files: dict[str, str] | None = Field(None, description="The full-precision model's files (their canonical hash is inputs.model.files_sha256).")
+    sizes: dict[str, int] | None = None
+
+
+class HubModel(_Closed):
+    source: str
+    revision: str | None = Field(description="A hub model is addressed by its pinned revision; it is not copied into the store.")
+
+
+class StoreRecord(_Closed):
+    """Written by `quantgate push` after the upload (outside results_sha256: the results do not change,
+    and every field is checked against the store and the hashed lock by `verify --remote`)."""
+
+    kind: str = Field(description="oci | s3 | gs | file | folder. The store URL itself lives in quantgate.yaml, never here.")
+    quantized: StoredArtifact | None
+    full_precision: StoredArtifact | HubModel | None
 
 
 class Final(_Closed):
@@ -151,9 +174,10 @@ class Lock(_Closed):
     final: Final | None
     deltas: Deltas | None
     evaluations: Evaluations
-    results_sha256: str = Field(description="sha256 of canonical JSON of everything but results_sha256, environment and signoff.")
+    results_sha256: str = Field(description="sha256 of canonical JSON of everything but results_sha256, environment, signoff and store.")
     environment: dict[str, Any] = Field(description="Where the numbers were measured (outside results_sha256: it differs by machine).")
     signoff: Signoff
+    store: StoreRecord | None = None
 
 
     def play(self, name: str) -> PlayRecord:

@@ -30,6 +30,7 @@ from compiler.playbook.gate import judge
 from compiler.playbook.lockfile import read_lock, results_sha256
 from compiler.playbook.lockmodel import Lock
 from compiler.playbook.plan import candidate_of, manifest_sections
+from compiler.playbook.publish import check_remote, combine_problems
 
 
 @dataclass
@@ -52,7 +53,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def verify_manifest(loaded: Any) -> Verdict:
+def verify_manifest(loaded: Any, store: Any = None, required: bool = False, deep: bool = False) -> Verdict:
+    """Check ``loaded``'s lock. With ``store`` (``compiler.store.Store``) also that its artifacts are
+    there as locked (``deep``: streamed and hashed); a missing one is a problem when ``required``,
+    else a note."""
     path = lock_path(loaded.path)
     shown = loaded.display_path
     verdict = Verdict(manifest=shown, lock=str(Path(shown).with_name(path.name)))
@@ -90,7 +94,12 @@ def verify_manifest(loaded: Any) -> Verdict:
         problems.append(f"the lock records a refusal ({lock.verdict}): {lock.next_step or 'see the report'}")
         return verdict
     _check_gate(lock, m, problems)
+    problems += combine_problems(lock)
     _check_artifact(lock, loaded.root, verdict)
+    if store is not None:
+        for problem in check_remote(lock, store, deep=deep):
+            absent = any(word in problem for word in ("not in ", "missing in ", "incomplete in ", "never pushed", "run `quantgate push`"))
+            (verdict.notes if absent and not required else problems).append(f"store: {problem}")
     return verdict
 
 
