@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remote", action="store_true",
                         help="also check that every locked artifact is in the store (quantgate.yaml artifacts.store), without downloading")
     parser.add_argument("--deep", action="store_true", help="with --remote: stream every stored file and hash it")
+    parser.add_argument("--provenance", action="store_true",
+                        help="also check that every locked result is the one CI recorded in the store (exit 1 naming the play and field)")
     parser.add_argument("--skip-unlocked", action="store_true",
                         help="a manifest without a lock yet is noted, not a failure (a repository mid-adoption)")
 
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if paths == [] and args.changed:
         out.info("ok: the change touches no manifest")
         return 0
-    verdicts = api.verify(paths, args.root, remote=args.remote, deep=args.deep)
+    verdicts = api.verify(paths, args.root, remote=args.remote, deep=args.deep,
+                          provenance=args.provenance)
     if args.format == "json":
         out.json([{"manifest": v.manifest, "lock": v.lock, "ok": v.ok or (args.skip_unlocked and v.unlocked),
                    "unlocked": v.unlocked, "problems": v.problems, "notes": v.notes} for v in verdicts])

@@ -146,6 +146,12 @@ def changed(root: Path, base: str, head: str | None = None) -> Change:
         reasons = []
         if path in changed_paths:
             reasons.append("manifest")
+        # A lock edited in the pull request is untrusted input: CI re-plans it (and, with a store,
+        # re-runs every play whose result the store does not vouch for). Before, a lock-only commit
+        # gave an empty matrix, so a hand-edited lock was never re-checked.
+        lock = path[: -len(".yaml")] + ".lock.yaml"
+        if lock in changed_paths:
+            reasons.append(lock)
         reasons += sorted(p for p in changed_paths if p in data_files)
         if model_dir:
             reasons += sorted(p for p in changed_paths if p.startswith(model_dir + "/"))

@@ -47,7 +47,11 @@ from runners.base import (
 
 
 class Events:
-    """What a run tells its user. The default says nothing; ``compiler.commands.run`` prints."""
+    """What a run tells its user. The default says nothing; ``compiler.commands.run`` prints.
+
+    For a play that runs: ``play(name, "run", why)``, then ``progress(name)`` reports, then always
+    ``ended(name, seconds, ok)`` (also when the runner failed), then possibly ``finished`` with a summary.
+    Cached and skipped plays get one ``play`` call each."""
 
     def play(self, name: str, status: str, why: str) -> None:
         """``status``: run (starting) | cached | skipped."""
@@ -55,8 +59,11 @@ class Events:
     def progress(self, name: str) -> Progress:
         return no_progress
 
+    def ended(self, name: str, seconds: float, ok: bool) -> None:
+        """A play that ran has stopped after ``seconds`` of wall time: ``ok`` or it raised."""
+
     def finished(self, name: str, summary: str) -> None:
-        """A play that ran has finished."""
+        """A play's result, in a line (after ``ended`` for the plays that ran)."""
 
 
 @dataclass
@@ -152,7 +159,7 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
     m = plan.manifest
     specs = build_specs(m, root, plan.backend)
     keys = plan.keys
-    full, anywhere = known_results(journal, lock)
+    full, anywhere = known_results(journal, lock, plan.trusted)
     out = Outcome()
     lower = m.evaluation.metric in LOWER_IS_BETTER
     trigger = {p.name: p.trigger for p in plan.plays}
@@ -160,8 +167,13 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
     def run(play: str, call: Callable[[Progress], Any]) -> dict:
         events.play(play, "run", trigger[play])
         started = time.perf_counter()
-        result = to_dict(_runner_call(play, lambda: call(events.progress(play))))
+        try:
+            result = to_dict(_runner_call(play, lambda: call(events.progress(play))))
+        except BaseException:
+            events.ended(play, time.perf_counter() - started, False)
+            raise
         out.seconds[play] = time.perf_counter() - started
+        events.ended(play, out.seconds[play], True)
         journal.put(play, keys[play], result)
         out.ran.append(play)
         return result

@@ -55,6 +55,8 @@ class Plan:
     plays: tuple[PlayPlan, ...]
     manifest: Any = field(repr=False, default=None)
     exploration: Exploration = field(repr=False, default_factory=Exploration)
+    provenance: str = "unverified: no store"  # or "verified against the store"
+    trusted: dict[str, bool] | None = field(repr=False, default=None)  # what execute may take from the lock
 
     def play(self, name: str) -> PlayPlan:
         return next(p for p in self.plays if p.name == name)
@@ -73,6 +75,7 @@ class Plan:
             "manifest_sha256": self.manifest_sha256,
             "backend": self.backend,
             "loads_model": self.loads_model,
+            "provenance": self.provenance,
             "plays": [p.to_dict() for p in self.plays],
             "summary": {s: [p.name for p in self.plays if p.status == s] for s in ("run", "cached", "skipped")},
         }
@@ -92,13 +95,17 @@ def lock_result(lock: Lock | None, play: str, key: str) -> dict | None:
 Known = Callable[[str, str], "dict | None"]
 
 
-def known_results(journal: Any, lock: Lock | None) -> tuple[Known, Known]:
-    """(full, any): ``full`` reads the journal only; ``any`` falls back to the lock's compact result."""
+def known_results(journal: Any, lock: Lock | None, trusted: dict[str, bool] | None = None) -> tuple[Known, Known]:
+    """(full, any): ``full`` reads the journal only; ``any`` falls back to the lock's compact result,
+    when ``trusted`` (play -> the store holds exactly this result, ``compiler.playbook.provenance``)
+    vouches for it; ``trusted`` None: no store, the lock is taken as written (unverified)."""
 
     def full(play: str, key: str) -> dict | None:
         return journal.get(play, key) if journal is not None else None
 
     def anywhere(play: str, key: str) -> dict | None:
+        if trusted is not None and not trusted.get(str(play), False):
+            return full(play, key)
         return full(play, key) or lock_result(lock, play, key)
 
     return full, anywhere
@@ -234,7 +241,7 @@ def candidate_of(play: str, result: dict) -> dict | None:
     return result
 
 
-def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None) -> Plan:
+def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None, trusted: dict[str, bool] | None = None) -> Plan:
     """The plan for ``loaded`` (a ``compiler.manifest.load.LoadedManifest``). Loads no model.
 
     Walks the funnel (``compiler.playbook.funnel``) over every outcome not known yet: a play on every
@@ -244,7 +251,8 @@ def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None) -> Pla
     facts = gather_facts(m, loaded.root, backend)
     keys = cache_keys(m, facts, loaded.sha256)
     changed = _changed_sections(lock, manifest_sections(loaded))
-    full, anywhere = known_results(journal, lock)
+    full, anywhere = known_results(journal, lock, trusted)
+    verified = "verified against the store" if trusted is not None else "unverified: no store"
 
     results: dict[Play, dict] = {}
     for play in (Play.BASELINE, Play.ENVELOPE, *CANDIDATE_PLAYS):
@@ -261,10 +269,13 @@ def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None) -> Pla
         if not ways.reached(play):
             status[play] = (PlanStatus.SKIPPED, ways.skip_why(play) or "not needed", None)
         elif play in results:
-            status[play] = (PlanStatus.CACHED, "inputs unchanged (cache key matches a recorded result)", None)
+            status[play] = (PlanStatus.CACHED, f"inputs unchanged (cache key matches a recorded result; {verified})", None)
         else:
             reason = uncacheable(play, m, facts)
-            why = f"uncacheable: {reason}" if reason else "no recorded result for this cache key"
+            forged = trusted is not None and lock_result(lock, play, keys[play]) is not None
+            why = (f"uncacheable: {reason}" if reason else
+                   "the lock's result is not the one CI recorded in the store: re-measured" if forged else
+                   "no recorded result for this cache key")
             status[play] = (PlanStatus.RUN, why, None if ways.always(play) else CONDITIONS[play])
 
     ptq_status = status[Play.PTQ]
@@ -304,4 +315,4 @@ def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None) -> Pla
         for p in PLAYS
     )
     return Plan(name=m.metadata.name, manifest_path=loaded.display_path, manifest_sha256=loaded.sha256, backend=backend,
-                facts=facts, keys=keys, plays=plays, manifest=m, exploration=ways)
+                facts=facts, keys=keys, plays=plays, manifest=m, exploration=ways, provenance=verified, trusted=trusted)

@@ -23,6 +23,7 @@ from compiler.errors import InvalidInput, Problem, Refused
 from compiler.files import artifact_sha256, listing, sha256_of
 from compiler.playbook.lockfile import read_lock, write_lock
 from compiler.playbook.lockmodel import HubModel, Lock, StoredArtifact
+from compiler.playbook.provenance import provenance, record_results
 from compiler.store import ArtifactMissing, Store, StoredAt, check, pull, push
 from compiler.store.base import StoreError
 
@@ -66,17 +67,22 @@ class Published:
     skipped: list[str] = field(default_factory=list)
     record: dict | None = None
     notes: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)  # plays whose results were recorded in the store now
 
 
-def push_lock(loaded, lock_file: Path, store: Store) -> Published:
-    """Upload the locked artifact and the full-precision fallback; record where in the lock."""
+def push_lock(loaded, lock_file: Path, store: Store, where: dict[str, str] | None = None) -> Published:
+    """Upload the locked artifact and the full-precision fallback, record where in the lock, and
+    record every play result under its cache key with its provenance (``where`` overrides what the
+    environment says, for a publishing job speaking for the pull-request run it checked)."""
     lock = read_lock(lock_file)
     shown = loaded.display_path
     out = Published(manifest=shown)
     if lock is None:
         raise InvalidInput(Problem(path=shown, message="no lock yet: run `quantgate run` first, then push"))
+    written, there = record_results(store, lock, provenance(lock, where))
+    out.results = written
     if lock.final is None:
-        out.notes.append(f"{shown}: the lock records a refusal; nothing to publish")
+        out.notes.append(f"{shown}: the lock records a refusal; its results are recorded, no artifact to publish")
         return out
     problems = combine_problems(lock)
     if problems:

@@ -30,6 +30,7 @@ from compiler.playbook.gate import judge
 from compiler.playbook.lockfile import read_lock, results_sha256
 from compiler.playbook.lockmodel import Lock
 from compiler.playbook.plan import candidate_of, manifest_sections
+from compiler.playbook.provenance import provenance_problems
 from compiler.playbook.publish import check_remote, combine_problems
 
 
@@ -53,7 +54,8 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def verify_manifest(loaded: Any, store: Any = None, required: bool = False, deep: bool = False) -> Verdict:
+def verify_manifest(loaded: Any, store: Any = None, required: bool = False, deep: bool = False,
+                    provenance_store: Any = None) -> Verdict:
     """Check ``loaded``'s lock. With ``store`` (``compiler.store.Store``) also that its artifacts are
     there as locked (``deep``: streamed and hashed); a missing one is a problem when ``required``,
     else a note."""
@@ -93,6 +95,8 @@ def verify_manifest(loaded: Any, store: Any = None, required: bool = False, deep
     if not lock.locked:
         problems.append(f"the lock records a refusal ({lock.verdict}): {lock.next_step or 'see the report'}")
         return verdict
+    if provenance_store is not None:
+        problems += provenance_problems(lock, provenance_store)
     _check_gate(lock, m, problems)
     problems += combine_problems(lock)
     _check_artifact(lock, loaded.root, verdict)

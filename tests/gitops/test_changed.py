@@ -73,13 +73,21 @@ def test_model_directory_change_touches_its_manifest(demo_repo, capsys):
     assert "models/all-MiniLM-L6-v2/config.json" in err and "-other" not in err
 
 
-def test_unrelated_and_quantgate_only_changes_touch_nothing(demo_repo, capsys):
+def test_unrelated_and_report_only_changes_touch_nothing(demo_repo, capsys):
     demo_repo.write("README.md", "docs only\n")
-    demo_repo.write("manifests/minilm-stsb.lock.yaml", "schema_version: 1\n")
     demo_repo.write("reports/minilm-stsb/report.md", "# r\n")
-    demo_repo.commit("docs and lock")
+    demo_repo.commit("docs and report")
     _, matrix, _ = run_changed(capsys, demo_repo.work, "--head", "HEAD")
     assert matrix == {"include": []}
+
+
+def test_a_lock_only_commit_is_re_checked(demo_repo, capsys):
+    # A hand-edited lock is untrusted input: CI must plan it again (with a store, re-run what the
+    # store does not vouch for). Before, a lock-only commit gave an empty matrix and was never checked.
+    demo_repo.write("manifests/minilm-stsb.lock.yaml", "schema_version: 1\n")
+    demo_repo.commit("lock only")
+    _, matrix, _ = run_changed(capsys, demo_repo.work, "--head", "HEAD")
+    assert [row["manifest"] for row in matrix["include"]] == ["manifests/minilm-stsb.yaml"]
 
 
 def test_deleted_manifest_is_reported_not_run(demo_repo, capsys):
