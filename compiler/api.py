@@ -75,13 +75,13 @@ def load_checked(path: Path, root: Path | None = None) -> LoadedManifest:
     return result.loaded[0]
 
 
-def write_schemas(root: Path, check: bool = False) -> list[Path]:
+def write_schemas(root: Path, check: bool = False, output: Path | None = None) -> list[Path]:
     """Regenerate the JSON Schemas under ``root/schemas`` and the manifest reference
     (``docs/manifest.md``); the files that changed (or, with ``check``, the stale ones: nothing is
-    written)."""
+    written). ``output``: only the JSON Schemas, into that folder."""
     from compiler.manifest.schemas import write_schemas as _write
 
-    return _write(Path(root), check=check)
+    return _write(Path(root), check=check, output=output)
 
 
 # ------------------------------------------------------------- plan, run, verify, report (plays 1-8)
@@ -96,7 +96,8 @@ def plan(path: Path, root: Path | None = None):
     from compiler.playbook.plan import make_plan
 
     loaded = load_checked(path, root)
-    return make_plan(loaded, read_lock(lock_path(loaded.path)), Journal(loaded.root, loaded.manifest.metadata.name))
+    lock = read_lock(lock_path(loaded.path))
+    return make_plan(loaded, lock, Journal(loaded.root, loaded.manifest.metadata.name), trusted_by_store(loaded.root, lock))
 
 
 @dataclass
@@ -130,7 +131,7 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
         previous = read_lock(target)
         journal = Journal(loaded.root, name)
         known_lock, known_journal = (previous, journal) if force is None else _forgetting(previous, journal, forced_plays(force))
-        the_plan = make_plan(loaded, known_lock, known_journal)
+        the_plan = make_plan(loaded, known_lock, known_journal, trusted_by_store(loaded.root, known_lock))
         if runner is None:
             from runners.local import LocalRunner
 
@@ -178,22 +179,40 @@ def report(path: Path, root: Path | None = None) -> list[Path]:
     return write_report(loaded.root, lock.data())
 
 
-def verify(paths: list[Path] | None = None, root: Path | None = None, remote: bool = False, deep: bool = False) -> list:
+def verify(paths: list[Path] | None = None, root: Path | None = None, remote: bool = False, deep: bool = False,
+           provenance: bool = False) -> list:
     """Check each manifest's lock: hashes, gate, artifact. A ``compiler.playbook.verify.Verdict`` per manifest.
     ``remote``: also that every locked artifact is in the store named by quantgate.yaml (``deep``:
-    streamed and hashed); with ``artifacts.required`` a missing one fails, else it is a note."""
+    streamed and hashed); with ``artifacts.required`` a missing one fails, else it is a note.
+    ``provenance``: also that every locked result is the one CI recorded in the store."""
     from compiler.playbook.verify import verify_manifest
 
     root = Path(root) if root is not None else find_repo_root(Path(paths[0]) if paths else Path.cwd())
     paths = [Path(p) for p in paths] if paths else manifest_paths(root)
-    store, required = None, False
+    store, required, by_ci = None, False, None
+    config = load_repo_config(root)
     if remote or deep:
-        config = load_repo_config(root)
         store, required = open_store(config.artifacts.store, root), config.artifacts.required
-    return [verify_manifest(load_checked(p, root), store, required, deep) for p in paths]
+    if provenance:
+        if not config.artifacts.store:
+            raise InvalidInput(Problem(path="quantgate.yaml", key_path="artifacts.store",
+                                       message="--provenance needs a store: results are unverified without one (set artifacts.store)"))
+        by_ci = open_store(config.artifacts.store, root)
+    return [verify_manifest(load_checked(p, root), store, required, deep, by_ci) for p in paths]
 
 
 # ----------------------------------------------------------------- the artifact store (play 7 beyond this machine)
+
+
+def trusted_by_store(root: Path, lock) -> dict[str, bool] | None:
+    """With a store configured: play -> whether the lock's result is the one CI recorded there (a
+    play is cached only then). Without one: None (the lock is taken as written, unverified)."""
+    from compiler.playbook.provenance import trusted_results
+
+    config = load_repo_config(Path(root))
+    if not config.artifacts.store:
+        return None
+    return trusted_results(lock, open_store(config.artifacts.store, Path(root)))
 
 
 def artifact_store(root: Path):
@@ -201,7 +220,7 @@ def artifact_store(root: Path):
     return open_store(load_repo_config(Path(root)).artifacts.store, Path(root))
 
 
-def push(paths: list[Path] | None = None, root: Path | None = None) -> list:
+def push(paths: list[Path] | None = None, root: Path | None = None, where: dict[str, str] | None = None) -> list:
     """Upload each locked manifest's artifact and full-precision fallback to the store; record where
     in its lock. A ``compiler.playbook.publish.Published`` per manifest."""
     from compiler.discover import lock_path
@@ -213,7 +232,7 @@ def push(paths: list[Path] | None = None, root: Path | None = None) -> list:
     out = []
     for path in paths:
         loaded = load_checked(path, root)
-        out.append(push_lock(loaded, lock_path(loaded.path), store))
+        out.append(push_lock(loaded, lock_path(loaded.path), store, where))
     return out
 
 
@@ -293,9 +312,11 @@ def commit_back(root: Path, manifests: list[Path] | None = None, paths: list[str
                                    branch=branch or _actions.head_ref(), attempts=attempts, auth=_GitAuth.from_env())
 
 
-def init(root: Path, admins: list[str], force: bool = False) -> _scaffold.Scaffolded:
-    """Scaffold the workflows, the CODEOWNERS block and the branch-protection checklist."""
-    return _scaffold.init(Path(root), admins, force=force)
+def init(root: Path, admins: list[str], force: bool = False, action: str | None = None) -> _scaffold.Scaffolded:
+    """Scaffold the workflows (the quantgate action pinned to ``action``, default: the running
+    quantgate's commit), the CODEOWNERS block, the checklist, and a starter manifest,
+    ``quantgate.yaml`` and the manifest schema where the repository has none."""
+    return _scaffold.init(Path(root), admins, force=force, action=action)
 
 
 def rules(manifests: list[Path] | None = None, check: bool = False) -> list[_compile_rules.CompiledRules]:
@@ -341,13 +362,21 @@ def forced_plays(first: str) -> frozenset[str]:
 
 
 class _ForgetfulJournal:
-    """A journal that does not know the results of ``plays`` (they are written as usual)."""
+    """A journal that does not know the results of ``plays`` recorded before this run (those the
+    run writes are read back as usual)."""
 
     def __init__(self, journal, plays: frozenset[str]):
         self._journal, self._plays = journal, plays
+        self._fresh: set[tuple[str, str]] = set()
 
     def get(self, play: str, key: str):
-        return None if play in self._plays else self._journal.get(play, key)
+        if play in self._plays and (play, key) not in self._fresh:
+            return None
+        return self._journal.get(play, key)
+
+    def put(self, play: str, key: str, result: dict) -> None:
+        self._journal.put(play, key, result)
+        self._fresh.add((play, key))
 
     def __getattr__(self, attr):
         return getattr(self._journal, attr)

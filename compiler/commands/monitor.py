@@ -4,6 +4,7 @@ on live metrics; on a breach, flip the serving flag to full precision as one git
 
 Exit 0 healthy (or nothing to roll back), 1 rolled back (now, or already), 2 invalid input,
 3 metrics unreadable (endpoint down, malformed answer: nothing changed), 4 git failure.
+``--format json``: one object per manifest (state, observations, commit, notes, error).
 See docs/monitoring.md.
 """
 
@@ -34,12 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", help="the pull request's base branch (default: $GITHUB_REF_NAME or the current branch)")
     parser.add_argument("--dry-run", action="store_true", help="evaluate and report; change nothing")
     parser.add_argument("--require-data", action="store_true", help="treat a rule with no data as unreadable metrics (exit 3)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
     result = api.monitor(args.manifests, prometheus=args.prometheus, snapshot=args.snapshot, timeout=args.timeout,
                          branch=args.branch, branch_name=args.branch_name, pull_request=args.pr, base=args.base,
                          dry_run=args.dry_run, require_data=args.require_data)
+    if args.format == "json":
+        args.out.json([{"manifest": item.manifest, "outcome": item.outcome, "error": item.error} for item in result.results])
+        return result.exit_code
     if not result.results:
         print("no deployed manifest (none has a serving file or a lock): nothing to monitor")
         return 0

@@ -1,17 +1,23 @@
-"""``quantgate plan MANIFEST [--format text|markdown|json]``: the plays a manifest needs, why, who
-signs them and their cache keys. Loads no model. The JSON is stable (docs/playbook.md); CI reads it."""
+"""``quantgate plan [MANIFEST...] [--changed BASE] [--format text|markdown|json]``: the plays each
+manifest needs, why, who signs them and their cache keys. Loads no model. Default: every manifest.
+
+The JSON is stable (docs/playbook.md); CI reads it. One manifest named on the command line prints its
+plan object, as before; otherwise (several, all, or ``--changed``) a JSON array of plan objects.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-HELP = "show which plays a manifest needs, why, and their cache keys"
+HELP = "show which plays manifests need, why, and their cache keys"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument("manifests", nargs="*", type=Path, metavar="MANIFEST",
+                        help="manifests to plan (default: every manifest under manifests/)")
+    parser.add_argument("--changed", metavar="BASE", default=None,
+                        help="the manifests the change BASE...HEAD touches (as `quantgate changed` lists them)")
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: found from MANIFEST)")
 
@@ -29,13 +35,20 @@ def format_text(plan) -> str:
 def run(args: argparse.Namespace) -> int:
     from compiler import api
 
-    plan = api.plan(args.manifest, args.root)
+    out = args.out
+    paths = out.manifests(list(args.manifests), args.changed, args.root)
+    plans = api.plans(paths, args.root)
     if args.format == "json":
-        print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
-    elif args.format == "markdown":
-        from compiler.report.render import render_plan_markdown
+        single = len(args.manifests) == 1 and not args.changed
+        out.json(plans[0] if single else plans)
+        return 0
+    if not plans:
+        out.note("no manifests to plan")
+    for i, plan in enumerate(plans):
+        if args.format == "markdown":
+            from compiler.report.render import render_plan_markdown
 
-        print(render_plan_markdown(plan), end="")
-    else:
-        print(format_text(plan))
+            print(("\n" if i else "") + render_plan_markdown(plan), end="")
+        else:
+            print(format_text(plan))
     return 0

@@ -3,7 +3,7 @@ rules next to it (``manifests/<name>.rules.yaml``), written only when they chang
 
 ``--check`` then runs ``promtool check rules`` and ``promtool test rules`` on synthetic series that
 breach and respect every rule (default queries only); exit 1 if promtool rejects them, 3 if promtool
-is not installed.
+is not installed. ``--format json``: one object per manifest (rule file, written, promtool's verdict).
 """
 
 from __future__ import annotations
@@ -22,13 +22,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: every manifest under manifests/")
     parser.add_argument("--check", action="store_true",
                         help="also run promtool check rules and promtool test rules (synthetic series) on the result")
+    parser.add_argument("--changed", metavar="BASE", default=None,
+                        help="the manifests the change BASE...HEAD touches (as `quantgate changed` lists them)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
-    for result in api.rules(args.manifests, check=args.check):
+    chosen = args.out.manifests(list(args.manifests), args.changed)
+    if chosen == [] and args.changed:
+        args.out.info("the change touches no manifest: no rules to compile")
+        return 0
+    results = api.rules(chosen, check=args.check)
+    if args.format == "json":
+        args.out.json([{"manifest": r.manifest, "rules": r.path, "written": r.written, "checked": r.checked,
+                        "failures": list(r.failures), "note": r.note} for r in results])
+        return 1 if any(r.failures for r in results) else 0
+    for result in results:
         target = _shown(result.path)
-        print(f"{'wrote' if result.written else 'unchanged'} {target}")
+        args.out.info(f"{'wrote' if result.written else 'unchanged'} {target}")
         if result.note:
             print(f"note: {target}: {result.note}")
         failures += [f"{target}: {f}" for f in result.failures]

@@ -143,6 +143,103 @@ def _build(node: Any, scalar_type: type, sequence_type: type) -> Any:
     return mapping
 
 
+class LineCol:
+    """Where a node and its children start (0-based), with the methods of ruamel's ``LineCol`` that
+    ``compiler.manifest.locate`` uses: ``line``, ``col``, ``key(k)``, ``value(k)``, ``item(i)``."""
+
+    __slots__ = ("line", "col", "data")
+
+    def __init__(self, line: int, col: int):
+        self.line, self.col, self.data = line, col, {}
+
+    def key(self, key: Any) -> tuple[int, int]:
+        return self.data[key][0], self.data[key][1]
+
+    def value(self, key: Any) -> tuple[int, int]:
+        return self.data[key][2], self.data[key][3]
+
+    def item(self, index: int) -> tuple[int, int]:
+        return self.data[index]
+
+
+class PosDict(dict):
+    """A mapping with ruamel-style positions (``.lc``), from the fast reader. Children are built when
+    first looked up (locating a problem walks one path), keys are the scalars as written, and scalar
+    values are their text: enough to find a position, not to read values (``plain`` does that)."""
+
+    __slots__ = ("lc",)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if isinstance(value, _Node):
+            value = _build_positions(value.node)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self) -> Any:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def items(self) -> Any:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
+
+
+class PosList(list):
+    """A sequence with ruamel-style positions (``.lc``), from the fast reader; children built lazily."""
+
+    __slots__ = ("lc",)
+
+    def __getitem__(self, index: Any) -> Any:
+        value = list.__getitem__(self, index)
+        if isinstance(index, int) and isinstance(value, _Node):
+            value = _build_positions(value.node)
+            list.__setitem__(self, index, value)
+        return value
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+
+class _Node:
+    """A child container not built yet."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Any):
+        self.node = node
+
+
+def _child(node: Any) -> Any:
+    import yaml
+
+    return node.value if isinstance(node, yaml.ScalarNode) else _Node(node)
+
+
+def _build_positions(node: Any) -> Any:
+    """One level of ``PosDict``/``PosList`` with the start marks ruamel's ``RoundTripConstructor``
+    records (libyaml's are the same on every document the fast reader accepts)."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        return node.value
+    mark = node.start_mark
+    lc = LineCol(mark.line, mark.column)
+    if isinstance(node, yaml.SequenceNode):
+        out: Any = PosList(_child(child) for child in node.value)
+        lc.data = {index: (child.start_mark.line, child.start_mark.column) for index, child in enumerate(node.value)}
+    else:
+        out = PosDict()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            dict.__setitem__(out, key, _child(value_node))
+            lc.data[key] = (key_node.start_mark.line, key_node.start_mark.column,
+                            value_node.start_mark.line, value_node.start_mark.column)
+    out.lc = lc
+    return out
+
+
 def _rare(text: str) -> bool:
     """``_RARE_SYNTAX.search(text)``, tried only around indicator characters (much faster)."""
     for hit in _INDICATOR.finditer(text):
@@ -157,6 +254,41 @@ _LOADER: Any = False
 
 def fast_load(text: str) -> Any:
     """The document as plain dicts, lists and scalars, or ``Unsure``."""
+    return plain(compose(text))
+
+
+def fast_positions(text: str) -> Any:
+    """The document as ``PosDict``/``PosList`` (plain values with ruamel-style ``.lc`` positions), or
+    ``Unsure``: enough to locate a problem without the pure-Python ruamel parse (a millisecond, not
+    tens). Comments are not kept; ``LoadedManifest.tree`` is the reader for those."""
+    return positions(compose(text))
+
+
+def plain(node: Any) -> Any:
+    """The plain value of a node from ``compose`` (``Unsure`` for values ruamel may read otherwise)."""
+    return _convert(node, _build)
+
+
+def positions(node: Any) -> Any:
+    """``PosDict``/``PosList`` of a node from ``compose`` (built as far as it is walked)."""
+    return None if node is None else _build_positions(node)
+
+
+def _convert(node: Any, build: Any) -> Any:
+    if node is None:
+        return None
+    import yaml
+
+    try:
+        return build(node, yaml.ScalarNode, yaml.SequenceNode)
+    except RecursionError as exc:
+        raise Unsure("deep") from exc
+
+
+
+def compose(text: str) -> Any:
+    """libyaml's node graph of ``text`` (None for an empty document), or ``Unsure``. Keep it to build
+    both the plain value and, only when a problem needs locating, the positions, parsing once."""
     global _LOADER
     if _LOADER is False:
         _LOADER = _build_loader()
@@ -167,12 +299,11 @@ def fast_load(text: str) -> Any:
     # in manifests, so any sign of them goes to ruamel.
     if "\t" in text or _rare(text):
         raise Unsure("rare syntax")
-    import yaml
-
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:  # line breaks to libyaml, not to ruamel (YAML 1.2)
+        raise Unsure("unicode line break")
     loader = _LOADER(text)
     try:
-        node = loader.get_single_node()
-        return None if node is None else _build(node, yaml.ScalarNode, yaml.SequenceNode)
+        return loader.get_single_node()
     except Unsure:
         raise
     except RecursionError as exc:

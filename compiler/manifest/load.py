@@ -22,7 +22,8 @@ from typing import Any
 
 from compiler.discover import REPO_CONFIG, find_repo_root
 from compiler.errors import InvalidInput, Problem
-from compiler.manifest.fastyaml import Unsure, fast_load
+from compiler.manifest import fastyaml
+from compiler.manifest.fastyaml import Unsure
 from compiler.manifest.locate import manifest_problems, model_problems
 from compiler.manifest.repo_config import RepoConfig
 from compiler.manifest.source import Source
@@ -52,12 +53,29 @@ class LoadedManifest:
     text: str
     sha256: str
     parsed_tree: Any = field(default=None, repr=False, compare=False)
+    fast_node: Any = field(default=None, repr=False, compare=False)  # libyaml's nodes, for ``positions``
 
     @cached_property
     def tree(self) -> Any:
         if self.parsed_tree is not None:
             return self.parsed_tree
         return parse_yaml(Source(self.display_path, self.text))
+
+    @cached_property
+    def positions(self) -> Any:
+        """Something to locate problems in: the ruamel tree when it is parsed already, else the fast
+        reader's positions (``fastyaml.fast_positions``: a millisecond, where the ruamel parse takes
+        tens), so a warning on a valid manifest does not cost the slow parse."""
+        if self.parsed_tree is not None:
+            return self.parsed_tree
+        if "tree" in self.__dict__:
+            return self.__dict__["tree"]
+        try:
+            if self.fast_node is not None:
+                return fastyaml.positions(self.fast_node)
+            return fastyaml.fast_positions(self.text)
+        except Unsure:
+            return self.tree
 
     @property
     def display_path(self) -> str:
@@ -191,13 +209,114 @@ def _yaml_problem(source: Source, exc: Any) -> Problem:
         where = f" (first at line {first})" if first else ""
         return source.problem(f"duplicate key {key.group(1)!r}{where}: a key may appear once per mapping", line, col)
     if "\t" in problem or "'\\t'" in problem:
-        return source.problem("tab character: YAML indents with spaces only", line, col)
+        return source.problem("tab character: YAML indents and separates with spaces only (replace the tab with spaces)", line, col)
+    human = _human_yaml_problem(source, problem, context, exc.problem_mark, exc.context_mark)
+    if human is not None:
+        message, line, col = human
+        return source.problem(message, line, col)
     if context and context not in problem:
         start = exc.context_mark
         at = f" started at line {start.line + 1}" if start is not None and start.line + 1 != line else ""
         problem += f" ({context}{at})"
     message = f"YAML syntax error: {problem}"
     return source.problem(_one_line(message), line, col)
+
+
+def _human_yaml_problem(source: Source, problem: str, context: str, problem_mark: Any,
+                        context_mark: Any) -> tuple[str, int, int] | None:
+    """The common YAML mistakes (indentation, a missing ':', an unclosed bracket or quote, a value
+    starting with '@') said in the manifest's terms and placed where the fix goes: ``(message, line,
+    col)``, 1-based. None: no better words than the parser's."""
+    if problem_mark is None:
+        return None
+    line, col = problem_mark.line + 1, problem_mark.column + 1
+    start = (context_mark.line + 1, context_mark.column + 1) if context_mark is not None else None
+    text = source.lines[line - 1] if line <= len(source.lines) else ""
+    if problem == "mapping values are not allowed here":
+        first = text.find(": ")
+        if 0 <= first < col - 1:
+            value = text[first + 2:].split(" #", 1)[0].strip()
+            example = f" ({_key_of(text)}: \"{value}\")" if len(value) <= 40 else ""
+            return f"': ' inside an unquoted value: quote the whole value{example}", line, col
+        indent = _indent(text)
+        above = _content_above(source, line)
+        if above is not None and _indent(source.lines[above - 1]) < indent:
+            return (f"indentation: {_key_of(text)!r} is indented deeper than {_key_of(source.lines[above - 1])!r} on line "
+                    f"{above}, which already has a value; indent it like its sibling keys", line, indent + 1)
+        return None
+    if problem.startswith("expected <block end>, but found"):
+        found = problem.split("but found", 1)[1].strip()
+        if found == "'<block mapping start>'":
+            indent = _indent(text)
+            levels = _enclosing_indents(source, line)
+            shown = ", ".join(str(n) for n in levels[:-1]) + (" or " if len(levels) > 1 else "") + str(levels[-1]) if levels else "0"
+            return (f"indentation: {_key_of(text)!r} is indented {indent} space{'s' if indent != 1 else ''}, which lines up with "
+                    f"no key above it (those are indented {shown}); indent it like its sibling keys", line, indent + 1)
+        if found == "'-'":
+            return ("a list item ('- ') where a 'key: value' line belongs: put the list under a key of its own, "
+                    "or remove the '- '", line, col)
+        return ("unexpected text after a complete value: quote the whole value, or put the next key on a line of its own",
+                line, col)
+    if problem == "could not find expected ':'" and start is not None:
+        key_text = source.lines[start[0] - 1] if start[0] <= len(source.lines) else ""
+        word = key_text[start[1] - 1:].split("#", 1)[0].strip()
+        glued = re.match(r"([^\s:]+):(\S.*)$", word)
+        if glued:
+            return (f"missing space after ':' in {word!r}: write '{glued.group(1)}: {glued.group(2)}'", *start)
+        name = word.split()[0] if word else "key"
+        return (f"missing ':' after {name!r}: a key is written '{name}: value'", *start)
+    flow = re.match(r"expected ',' or '([\]}])', but got", problem)
+    if flow and start is not None:
+        opener = "[" if flow.group(1) == "]" else "{"
+        return (f"this '{opener}' is never closed: add '{flow.group(1)}' at the end (or a ',' between items)", *start)
+    if problem == "found unexpected end of stream" and "quoted scalar" in context and start is not None:
+        quote = source.lines[start[0] - 1][start[1] - 1:start[1]] if start[0] <= len(source.lines) else "'"
+        return (f"this quote ({quote}) is never closed: end the value with {quote}", *start)
+    starts = re.match(r"found character '(.)' that cannot start any token", problem)
+    if starts:
+        token = re.match(r"[^\s,\]}]*", text[col - 1:]).group()
+        return (f"a value cannot start with '{starts.group(1)}' unless quoted: write \"{token}\"", line, col)
+    alias = re.match(r"found undefined alias '(.*)'", problem)
+    if alias:
+        name = alias.group(1)
+        return (f"'*{name}' refers to an anchor '&{name}' that is not defined above it (quote the value if '*' is meant literally)",
+                line, col)
+    return None
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip(" "))
+
+
+def _key_of(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("- "):
+        stripped = stripped[2:].lstrip()
+    return stripped.split(":", 1)[0].strip() or stripped
+
+
+def _content_above(source: Source, line: int) -> int | None:
+    """The nearest line above ``line`` with content (not blank, not only a comment)."""
+    for number in range(line - 1, 0, -1):
+        stripped = source.lines[number - 1].strip()
+        if stripped and not stripped.startswith("#"):
+            return number
+    return None
+
+
+def _enclosing_indents(source: Source, line: int) -> list[int]:
+    """The indentations of the keys above ``line`` that it could line up with: each shallower than
+    the one below it, deepest first."""
+    levels: list[int] = []
+    number = line
+    while (above := _content_above(source, number)) is not None:
+        indent = _indent(source.lines[above - 1])
+        if not levels or indent < levels[-1]:
+            levels.append(indent)
+        if indent == 0:
+            break
+        number = above
+    return levels
 
 
 def _first_use(source: Source, key: str, start: int, line: int, col: int) -> int | None:
@@ -299,9 +418,9 @@ def load_manifest(path: Path, root: Path | None = None) -> LoadedManifest:
     if problems:
         raise InvalidInput(problems)
     sha256 = hashlib.sha256(data).hexdigest()
-    manifest = _fast_validate(source, "compiler.manifest.model", "Manifest")
+    manifest, node = _fast_validate(source, "compiler.manifest.model", "Manifest")
     if manifest is not None:
-        return LoadedManifest(path=path, root=root, manifest=manifest, text=source.text, sha256=sha256)
+        return LoadedManifest(path=path, root=root, manifest=manifest, text=source.text, sha256=sha256, fast_node=node)
     # The authoritative path: ruamel positions for every problem.
     tree = _parse_mapping(source)
     manifest, problems = manifest_problems(source, tree)
@@ -310,25 +429,26 @@ def load_manifest(path: Path, root: Path | None = None) -> LoadedManifest:
     return LoadedManifest(path=path, root=root, manifest=manifest, text=source.text, sha256=sha256, parsed_tree=tree)
 
 
-def _fast_validate(source: Source, module: str, name: str) -> Any:
-    """The validated model when the fast reader is sure of the document and it is valid; else None
-    (the caller redoes everything with ruamel, which locates the problems)."""
+def _fast_validate(source: Source, module: str, name: str) -> tuple[Any, Any]:
+    """The validated model and libyaml's nodes when the fast reader is sure of the document and it is
+    valid; else ``(None, None)`` (the caller redoes everything with ruamel, which locates the problems)."""
     import importlib
 
     from pydantic import ValidationError
 
 
     try:
-        plain = fast_load(source.text)  # refuses anchors and aliases, so nothing can expand
+        node = fastyaml.compose(source.text)  # refuses anchors and aliases, so nothing can expand
+        plain = fastyaml.plain(node)
     except Unsure:
-        return None
+        return None, None
     if not isinstance(plain, dict):
-        return None
+        return None, None
     model = getattr(importlib.import_module(module), name)
     try:
-        return model.model_validate(plain)
+        return model.model_validate(plain), node
     except ValidationError:
-        return None
+        return None, None
 
 
 def load_repo_config(root: Path):
@@ -342,7 +462,7 @@ def load_repo_config(root: Path):
     problems = text_problems(source)
     if problems:
         raise InvalidInput(problems)
-    config = _fast_validate(source, "compiler.manifest.repo_config", "RepoConfig")
+    config, _ = _fast_validate(source, "compiler.manifest.repo_config", "RepoConfig")
     if config is not None:
         return config
     tree = _parse_mapping(source, allow_empty=True)

@@ -8,7 +8,9 @@ user probably meant (``difflib``).
 
 from __future__ import annotations
 
+import decimal
 import difflib
+import re
 import typing
 from typing import Any
 
@@ -168,6 +170,8 @@ def _problems(source: Source, tree: Any, model: type, error: dict) -> list[Probl
         choices = _literal_choices(model, loc)
         message = f"{_show(given)} is not one of {', '.join(repr(c) for c in choices)}" if choices else error["msg"]
         message += _suggest(str(given), [str(c) for c in choices])
+    elif kind == "float_parsing" and isinstance(given, str) and _PERCENT_RE.match(given):
+        message = _percent_hint(tree, loc, given)
     elif kind in _TYPE_MESSAGES:
         message = f"{_TYPE_MESSAGES[kind]}, got {_show(given)}"
     elif kind == "value_error":
@@ -177,6 +181,32 @@ def _problems(source: Source, tree: Any, model: type, error: dict) -> list[Probl
         if isinstance(given, (str, int, float)) and not isinstance(given, bool):
             message += f", got {_show(given)}"
     return [source.problem(message, line, col, key_path=format_loc(path) or None)]
+
+
+_PERCENT_RE = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
+#: Metrics on a 0-1 scale: one percentage point is 0.01 of the metric (perplexity is unbounded).
+_UNIT_SCALE_METRICS = ("spearman", "pearson", "accuracy", "macro_f1", "exact_match")
+
+
+def _percent_hint(tree: Any, loc: tuple, given: str) -> str:
+    """A percentage where a number goes: the fraction to write. Gate drops follow ``gate.relative``:
+    with ``relative: true`` they are fractions of the baseline, so 1% is 0.01; without it they are in
+    metric units, where 1% is 0.01 for a metric on a 0-1 scale and needs ``relative: true`` otherwise."""
+    percent = decimal.Decimal(_PERCENT_RE.match(given).group(1))
+    fraction = format((percent / 100).normalize(), "f")
+    message = f"{given.strip()!r} is a percentage: write {fraction} (a fraction of 1"
+    if len(loc) == 2 and loc[0] == "gate" and loc[1] in ("max_drop", "hardest_max_drop", "close_margin"):
+        gate = tree.get("gate") if isinstance(tree, dict) else None
+        evaluation = tree.get("evaluation") if isinstance(tree, dict) else None
+        relative = isinstance(gate, dict) and gate.get("relative") is True
+        metric = evaluation.get("metric") if isinstance(evaluation, dict) else None
+        if relative:
+            return message + f"; with relative: true, {fraction} is {given.strip()} of the baseline)"
+        if metric in _UNIT_SCALE_METRICS:
+            return message + f"; drops are in {metric} units, on a 0-1 scale)"
+        return (f"{given.strip()!r} is a percentage, but gate drops are in metric units unless relative: true: "
+                f"set 'relative: true' and write {fraction} (a fraction of 1: {given.strip()} of the baseline)")
+    return message + ")"
 
 
 def _group_missing(errors: list[dict]) -> list[dict]:

@@ -13,15 +13,42 @@ _SIZE_UNITS = {
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
+#: Kubernetes quantities (``2Gi``, ``500M``, ``1k``) and units in the wrong case (``2gb``, ``512mib``).
+_NEAR_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT])([iI]?)([bB]?)\s*$")
+
+
 def parse_size(text: str) -> int:
-    """'1GiB' -> 1073741824. Units: B, KB/MB/GB/TB (powers of 10), KiB/MiB/GiB/TiB (powers of 2)."""
+    """'1GiB' -> 1073741824. Units: B, KB/MB/GB/TB (powers of 10), KiB/MiB/GiB/TiB (powers of 2).
+
+    Kubernetes spellings (``2Gi``, ``500M``) are refused with the unit to write instead (``2GiB``,
+    ``500MB``), not accepted: a size has one spelling in manifests, locks and reports, and ``B`` keeps
+    it unmistakably bytes (``Gb`` is read as gigabits elsewhere)."""
     match = _SIZE_RE.match(str(text))
     if not match:
-        raise ValueError(f"{text!r} is not a size like '1GiB' or '512MB' (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        raise ValueError(_size_hint(str(text)) or
+                         f"{text!r} is not a size like '1GiB' or '512MB' (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
     value = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
     if value <= 0:
         raise ValueError(f"{text!r}: a size must be positive")
     return int(value)
+
+
+def _size_hint(text: str) -> str | None:
+    """The size ``text`` most likely means, said as what to write (None: no good guess)."""
+    near = _NEAR_SIZE_RE.match(text)
+    if not near:
+        return None
+    number, prefix, binary, byte = near.groups()
+    prefix = prefix.upper()
+    if binary:
+        write = f"{number}{prefix}iB"
+        if not byte:  # 2Gi: Kubernetes
+            return f"{text!r} is a Kubernetes quantity: write {write!r} ({prefix}i is {prefix}iB, powers of 2)"
+        return f"{text!r}: units are case-sensitive: write {write!r}"
+    decimal, binary_unit = f"{number}{prefix}B", f"{number}{prefix}iB"
+    if not byte:  # 500M: Kubernetes decimal
+        return f"{text!r} is a Kubernetes quantity: write {decimal!r} (powers of 10) or {binary_unit!r} (powers of 2)"
+    return f"{text!r}: units are case-sensitive: write {decimal!r} (powers of 10) or {binary_unit!r} (powers of 2)"
 
 
 def parse_duration(text: str) -> int:

@@ -27,6 +27,14 @@ DOCS: list[tuple[str, str]] = [
 ]
 
 
+def is_quantgate_repository(root: Path) -> bool:
+    """Whether ``root`` is quantgate's own source repository (the one place ``quantgate schema``
+    writes ``schemas/`` and ``docs/manifest.md`` without being asked to): it holds this compiler's
+    source and the quantgate action."""
+    root = Path(root)
+    return (root / "compiler" / "manifest" / "schemas.py").is_file() and (root / "action.yml").is_file()
+
+
 def render_schema(target: str) -> str:
     """The schema text of ``"module:Model"``: draft 2020-12, keys in model order, newline-terminated."""
     module_name, _, attr = target.partition(":")
@@ -36,11 +44,13 @@ def render_schema(target: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_schemas(root: Path, check: bool = False) -> list[Path]:
+def write_schemas(root: Path, check: bool = False, output: Path | None = None) -> list[Path]:
     """Write every schema under ``root/schemas`` (and every file in ``DOCS``) whose content differs;
-    return those paths. With ``check``, write nothing and return the stale ones."""
+    return those paths. With ``check``, write nothing and return the stale ones. With ``output``, only
+    the JSON Schemas, straight into that folder (another repository's copy for editors)."""
     changed = []
-    for path, text in generated(root):
+    files = generated(root) if output is None else [(Path(output) / name, render_schema(target)) for name, target in SCHEMAS]
+    for path, text in files:
         try:
             current = path.read_text(encoding="utf-8")
         except (FileNotFoundError, UnicodeDecodeError):

@@ -9,14 +9,17 @@ from compiler.cli import main
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "manifests" / "minilm-stsb.yaml"
 STS_ROW = "main-captions\tMSRvid\t2012test\t{n:04d}\t{s:.3f}\tA man is playing a flute.\tA man plays a flute {n}.\n"
+ROWS = 300
+STS_DATA = "".join(STS_ROW.format(n=n, s=n % 5) for n in range(ROWS))
 
 
 def make_repo(root: Path) -> Path:
-    """A quantgate repository at ``root`` in which the demo manifest validates unchanged."""
+    """A quantgate repository at ``root`` in which the demo manifest validates unchanged (its data
+    files hold ``ROWS`` pairs: enough for the demo's 256 calibration samples)."""
     (root / "manifests").mkdir()
     (root / "data" / "stsb").mkdir(parents=True)
     for name in ("sts-test.tsv", "sts-train.tsv"):
-        (root / "data" / "stsb" / name).write_text("".join(STS_ROW.format(n=n, s=n % 5) for n in range(10)))
+        (root / "data" / "stsb" / name).write_text(STS_DATA)
     (root / "models" / "all-MiniLM-L6-v2").mkdir(parents=True)
     return root
 

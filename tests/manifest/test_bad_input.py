@@ -26,7 +26,58 @@ BOMB = "".join(
 CASES = {
     "yaml-syntax": (
         _replace("  task: sentence-similarity\n", "  task: [sentence-similarity\n"),
-        "manifests/m.yaml:19:20: YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence started at line 18)",
+        "manifests/m.yaml:18:9: this '[' is never closed: add ']' at the end (or a ',' between items)",
+    ),
+    "unclosed-brace": (
+        _replace("qat: {enabled: false}", "qat: {enabled: false"),
+        "manifests/m.yaml:50:6: this '{' is never closed: add '}' at the end (or a ',' between items)",
+    ),
+    "unclosed-quote": (
+        _replace("  task: sentence-similarity\n", "  task: 'sentence-similarity\n"),
+        "manifests/m.yaml:18:9: this quote (') is never closed: end the value with '",
+    ),
+    "indent-deeper": (
+        _replace("  task: sentence-similarity\n", "    task: sentence-similarity\n"),
+        "manifests/m.yaml:18:5: indentation: 'task' is indented deeper than 'source' on line 17, which already has a value; "
+        "indent it like its sibling keys",
+    ),
+    "indent-between": (
+        _replace("    format: tsv\n", "   format: tsv\n"),
+        "manifests/m.yaml:23:4: indentation: 'format' is indented 3 spaces, which lines up with no key above it "
+        "(those are indented 4, 2 or 0); indent it like its sibling keys",
+    ),
+    "missing-colon": (
+        _replace("  task: sentence-similarity\n", "  task sentence-similarity\n"),
+        "manifests/m.yaml:18:3: missing ':' after 'task': a key is written 'task: value'",
+    ),
+    "missing-space-after-colon": (
+        _replace("  task: sentence-similarity\n", "  task:sentence-similarity\n"),
+        "manifests/m.yaml:18:3: missing space after ':' in 'task:sentence-similarity': write 'task: sentence-similarity'",
+    ),
+    "colon-in-value": (
+        _replace("description: Sentence encoder for semantic search (all-MiniLM-L6-v2), int8 for CPU serving",
+                 "description: Encoder: semantic search"),
+        "manifests/m.yaml:8:23: ': ' inside an unquoted value: quote the whole value (description: \"Encoder: semantic search\")",
+    ),
+    "list-item-among-keys": (
+        _replace("  metric: spearman\n", "  - metric: spearman\n"),
+        "manifests/m.yaml:25:3: a list item ('- ') where a 'key: value' line belongs: put the list under a key of its own, or remove the '- '",
+    ),
+    "text-after-value": (
+        _replace("qat: {enabled: false}", "qat: {enabled: false} extra"),
+        "manifests/m.yaml:50:23: unexpected text after a complete value: quote the whole value, or put the next key on a line of its own",
+    ),
+    "unquoted-at": (
+        _replace('  ml_engineer: ["@ml-eng"]', "  ml_engineer: @ml-eng"),
+        'manifests/m.yaml:10:16: a value cannot start with \'@\' unless quoted: write "@ml-eng"',
+    ),
+    "tab-after-colon": (
+        _replace("  task: sentence-similarity\n", "  task:\tsentence-similarity\n"),
+        "manifests/m.yaml:18:8: tab character: YAML indents and separates with spaces only (replace the tab with spaces)",
+    ),
+    "undefined-alias": (
+        _replace("  task: sentence-similarity\n", "  task: *task\n"),
+        "manifests/m.yaml:18:9: '*task' refers to an anchor '&task' that is not defined above it (quote the value if '*' is meant literally)",
     ),
     "duplicate-key": (
         _replace("  task: sentence-similarity\n", "  task: sentence-similarity\n  task: causal-lm\n"),
@@ -103,6 +154,30 @@ CASES = {
     "wrong-type": (
         _replace("batch_size: 8", "batch_size: eight"),
         "manifests/m.yaml:31:15: envelope.batch_size: must be an integer, got 'eight'",
+    ),
+    "percent-drop": (
+        _replace("  max_drop: 0.01", '  max_drop: "1%"'),
+        "manifests/m.yaml:46:13: gate.max_drop: '1%' is a percentage: write 0.01 (a fraction of 1; drops are in spearman units, on a 0-1 scale)",
+    ),
+    "percent-drop-relative": (
+        _replace("  max_drop: 0.01", "  relative: true\n  max_drop: 1%"),
+        "manifests/m.yaml:47:13: gate.max_drop: '1%' is a percentage: write 0.01 (a fraction of 1; with relative: true, 0.01 is 1% of the baseline)",
+    ),
+    "percent-fraction": (
+        _replace("hardest_fraction: 0.10", "hardest_fraction: 12.5%"),
+        "manifests/m.yaml:26:21: evaluation.hardest_fraction: '12.5%' is a percentage: write 0.125 (a fraction of 1)",
+    ),
+    "kubernetes-size": (
+        _replace("memory_per_device: 1GiB", "memory_per_device: 2Gi"),
+        "manifests/m.yaml:29:22: envelope.memory_per_device: '2Gi' is a Kubernetes quantity: write '2GiB' (Gi is GiB, powers of 2)",
+    ),
+    "kubernetes-decimal-size": (
+        _replace("memory_per_device: 1GiB", "memory_per_device: 500M"),
+        "manifests/m.yaml:29:22: envelope.memory_per_device: '500M' is a Kubernetes quantity: write '500MB' (powers of 10) or '500MiB' (powers of 2)",
+    ),
+    "size-case": (
+        _replace("memory_per_device: 1GiB", "memory_per_device: 2gb"),
+        "manifests/m.yaml:29:22: envelope.memory_per_device: '2gb': units are case-sensitive: write '2GB' (powers of 10) or '2GiB' (powers of 2)",
     ),
     "bad-size": (
         _replace("memory_per_device: 1GiB", "memory_per_device: 1 gig"),

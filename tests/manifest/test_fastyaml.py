@@ -12,7 +12,7 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from compiler.discover import manifest_paths
-from compiler.manifest.fastyaml import _FIRST, _RX, Unsure, fast_load, resolve_plain_scalar
+from compiler.manifest.fastyaml import _FIRST, _RX, Unsure, fast_load, fast_positions, resolve_plain_scalar
 from compiler.manifest.load import parse_yaml
 from compiler.manifest.source import Source, to_plain
 
@@ -76,3 +76,36 @@ def test_random_documents_read_the_same(value):
 @given(st.text(alphabet=st.sampled_from(list("ab: -[]{}&*!|>'\"#\n%,?<=~0.5eE+_xTtrufalsn")), max_size=60))
 def test_random_text_reads_the_same(text):
     _agree(text)
+
+
+def _same_positions(fast, slow, path=()):
+    if isinstance(slow, dict):
+        assert (fast.lc.line, fast.lc.col) == (slow.lc.line, slow.lc.col), path
+        assert len(fast) == len(slow), path
+        for key in slow:
+            as_written = key if key in fast else str(key)  # the fast positions keep keys as written
+            assert tuple(fast.lc.key(as_written)) == tuple(slow.lc.key(key)), path + (key,)
+            assert tuple(fast.lc.value(as_written)) == tuple(slow.lc.value(key)), path + (key,)
+            _same_positions(fast[as_written], slow[key], path + (key,))
+    elif isinstance(slow, list):
+        for i, item in enumerate(slow):
+            assert tuple(fast.lc.item(i)) == tuple(slow.lc.item(i)), path + (i,)
+            _same_positions(fast[i], item, path + (i,))
+
+
+@pytest.mark.parametrize("path", manifest_paths(REPO_ROOT), ids=lambda p: p.name)
+def test_example_positions_are_ruamels(path):
+    """Warnings on valid manifests are located with the fast reader's positions: they must be ruamel's."""
+    text = path.read_text(encoding="utf-8")
+    _same_positions(fast_positions(text), parse_yaml(Source("t.yaml", text)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values)
+def test_random_document_positions_are_ruamels(value):
+    for text in (yaml.safe_dump(value, allow_unicode=True), yaml.safe_dump(value, default_flow_style=True, allow_unicode=True)):
+        try:
+            fast = fast_positions(text)
+        except Unsure:
+            continue
+        _same_positions(fast, parse_yaml(Source("t.yaml", text)))
