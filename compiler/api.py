@@ -198,7 +198,13 @@ def verify(paths: list[Path] | None = None, root: Path | None = None, remote: bo
             raise InvalidInput(Problem(path="quantgate.yaml", key_path="artifacts.store",
                                        message="--provenance needs a store: results are unverified without one (set artifacts.store)"))
         by_ci = open_store(config.artifacts.store, root)
-    return [verify_manifest(load_checked(p, root), store, required, deep, by_ci) for p in paths]
+    verdicts = [verify_manifest(load_checked(p, root), store, required, deep, by_ci) for p in paths]
+    # CODEOWNERS must still route each manifest to the owners it names (sign-offs are reviews).
+    for gap in _scaffold.codeowners_gaps(root):
+        for verdict in verdicts:
+            if f" {verdict.manifest} " in f" {gap} ":
+                verdict.problems.append(gap)
+    return verdicts
 
 
 # ----------------------------------------------------------------- the artifact store (play 7 beyond this machine)

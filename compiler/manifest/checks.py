@@ -28,7 +28,7 @@ from compiler.manifest.locate import problem_at
 from compiler.manifest.source import Source
 
 #: What a user does when a repo-relative model directory is missing.
-SETUP_HINT = "run scripts/setup (models/ is git-ignored and materialised by setup)"
+SETUP_HINT = "materialise it before `quantgate run` (validate and plan do not need it; in quantgate's own repository: scripts/setup)"
 
 
 def repo_problems(loaded: LoadedManifest, config: Any, names: dict[str, list[Path]] | None = None) -> list[Problem]:

@@ -120,7 +120,7 @@ def test_model_directory_missing_is_a_warning(repo, demo_text, capsys):
     code, out, err = _run(repo, capsys, demo_text)
     assert code == 0
     assert _first(err) == ("manifests/m.yaml:17:11: warning: model.source: model directory './models/all-MiniLM-L6-v2' does not exist yet: "
-                           "run scripts/setup (models/ is git-ignored and materialised by setup)")
+                           "materialise it before `quantgate run` (validate and plan do not need it; in quantgate's own repository: scripts/setup)")
     assert "ok: 1 manifest valid, 1 warning" in out
 
 
