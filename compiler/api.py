@@ -37,9 +37,27 @@ def load(path: Path, root: Path | None = None) -> LoadedManifest:
     return load_manifest(Path(path), root)
 
 
-def validate(paths: list[Path] | None = None, root: Path | None = None) -> Validation:
+#: The commit ``quantgate.yaml`` (repository policy) is read from when set: in CI, the pull
+#: request's base, so a PR cannot change the policy that judges it (its own copy is ignored).
+POLICY_REF_ENV = "QUANTGATE_POLICY_REF"
+
+
+def repo_policy(root: Path, policy_ref: str | None = None):
+    """``quantgate.yaml`` as repository policy: at ``policy_ref`` (default ``$QUANTGATE_POLICY_REF``)
+    when one is given, else the working tree's."""
+    import os
+
+    from compiler.clients.git import Git
+    from compiler.gitops.policy import policy_at
+
+    ref = policy_ref or os.environ.get(POLICY_REF_ENV) or None
+    return policy_at(Git.open(Path(root)), ref) if ref else load_repo_config(Path(root))
+
+
+def validate(paths: list[Path] | None = None, root: Path | None = None, policy_ref: str | None = None) -> Validation:
     """Validate ``paths`` (default: every manifest under ``root/manifests``), file and repository
-    checks, collecting every problem of every file instead of stopping at the first bad file."""
+    checks, collecting every problem of every file instead of stopping at the first bad file.
+    Repository policy comes from ``policy_ref`` (see ``repo_policy``)."""
     from compiler.manifest.checks import forget_paths, manifest_names, repo_problems
 
     forget_paths()
@@ -47,7 +65,7 @@ def validate(paths: list[Path] | None = None, root: Path | None = None) -> Valid
     paths = [Path(p) for p in paths] if paths else manifest_paths(root)
     result = Validation(checked=paths)
     try:
-        config = load_repo_config(root)
+        config = repo_policy(root, policy_ref)
     except InvalidInput as exc:
         result.problems.extend(exc.problems)
         config = None
@@ -136,7 +154,8 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
             from runners.local import LocalRunner
 
             runner = LocalRunner()
-        outcome = execute(the_plan, loaded.root, runner, known_journal, known_lock, events)
+        policy = repo_policy(loaded.root)  # at $QUANTGATE_POLICY_REF in CI: the base branch's
+        outcome = execute(the_plan, loaded.root, runner, known_journal, known_lock, events, tuple(policy.pickle_allowed))
         written = write_lock(target, build_lock(the_plan, outcome, previous, manifest_sections(loaded)))
         lock = read_lock(target).data()
         # The report is a pure function of the lock: an unchanged lock with its report in place
@@ -282,7 +301,8 @@ from compiler.report.render import render_comment_markdown as _render_comment  #
 def changed(root: Path, base: str, head: str | None = None, publish: bool = True) -> _changed.ChangedManifests:
     """The manifests ``base...head`` touches, as a ``strategy.matrix`` (``publish``: also written to
     ``$GITHUB_OUTPUT`` inside Actions)."""
-    return _changed.changed_manifests(Path(root), base, head, publish=publish)
+    labels = repo_policy(Path(root), base).runner_labels  # the base branch's policy, never the PR's
+    return _changed.changed_manifests(Path(root), base, head, publish=publish, runner_labels=labels)
 
 
 def comment(manifest: Path, pull_request: int | None, *, body_file: str | None = None, bot_login: str | None = None,
@@ -303,8 +323,9 @@ def comment(manifest: Path, pull_request: int | None, *, body_file: str | None =
 
 def sign_off(manifest: Path, pull_request: int, *, sha: str | None = None, record: bool = True,
              set_status: bool = True, root: Path | None = None) -> _signoff.SignoffResult:
-    """Decide from the pull request's reviews whether the owners signed; record it in the lock and
-    set ``quantgate/signoff`` (GitHub context from the Actions environment)."""
+    """Decide from the pull request's reviews whether the owners the base branch trusts signed (policy,
+    owners and the results approvals are bound to: ``compiler.gitops.signoff``); record it in the
+    lock and set ``quantgate/signoff`` (GitHub context from the Actions environment)."""
     return _signoff.sign_off(Path(manifest), pull_request, sha=sha, record=record, set_status=set_status, root=root)
 
 
@@ -414,3 +435,40 @@ def report_path(path: Path, root: Path | None = None) -> Path:
 
     loaded = load(path, root)
     return report_dir(loaded.root, loaded.manifest.metadata.name) / "report.md"
+
+
+# ------------------------------------------------ the publishing job: trust the run, then its results
+
+
+def check_run(root: Path, base_ref: str, head_sha: str, workflow_path: str, base_root: Path | None = None) -> list[str]:
+    """Problems that make the pull-request run at ``head_sha`` unfit to publish (its workflow file, or
+    the local ``action.yml`` it installs quantgate from, differs from ``base_ref``'s), each naming
+    the file; empty when the run may be published (``compiler.gitops.trust``)."""
+    from compiler.gitops import trust
+
+    return trust.check_untrusted_run(Path(root), base_ref, head_sha, workflow_path, base_root)
+
+
+def pull_request_at(number: int, head_sha: str):
+    """Pull request ``number`` as the GitHub API has it (Actions environment), ``Refused`` unless its
+    head is ``head_sha``: the number comes from the untrusted run's artifact, the facts from the API."""
+    from compiler.clients.github import GitHub, context_from_env
+    from compiler.errors import Refused
+
+    pr = GitHub(context_from_env()).pull_request(int(number))
+    if pr.head_sha != head_sha:
+        raise Refused(f"pull request #{number} is at {pr.head_sha[:12]}, not at the run's head {head_sha[:12]}: "
+                      "the results belong to another commit")
+    return pr
+
+
+def place_results(results: Path, root: Path, base: str, head: str) -> list[str]:
+    """Copy the quantgate files of the manifests ``base...head`` touches from the downloaded results
+    into ``root`` (``compiler.gitops.trust.place_results``); the paths copied."""
+    from compiler.gitops import trust
+
+    touched = [t.manifest for t in changed(Path(root), base, head, publish=False).change.touched]
+    try:
+        return trust.place_results(Path(results), Path(root), touched)
+    except ValueError as exc:
+        raise InvalidInput(Problem(path=str(results), message=str(exc))) from None

@@ -113,6 +113,7 @@ class ModelSpec:
     task: str  # sentence-similarity | text-classification | causal-lm
     gguf_file: str | None = None
     trust_remote_code: bool = False  # already checked against the repository allowlist
+    allow_pickle: bool = False  # quantgate.yaml pickle_allowed names this source (base branch policy)
 
 
 @dataclass(frozen=True)

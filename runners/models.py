@@ -14,6 +14,14 @@ Sources:
 ``trust_remote_code`` is passed through as given: the compiler has already checked it against the
 repository allowlist, so the runner never widens it.
 
+Weights load only from formats that cannot run code when read: safetensors, GGUF (and ONNX, which
+the backends read). Pickle-based checkpoints (``pytorch_model.bin``, ``*.pt``, ``*.pkl``, ...)
+execute whatever their pickle says on load, so a directory holding only those is refused with a
+``RunnerInputError`` before transformers sees it, and every ``from_pretrained`` asks for
+safetensors (``use_safetensors=True``), unless the repository's policy allows pickle for this
+source (``quantgate.yaml`` ``pickle_allowed``, read from the base branch; the compiler passes it as
+``allow_pickle``). Even then transformers reads pickles with ``torch.load(weights_only=True)``.
+
 The baseline is full precision: weights load as float32 on CPU whatever dtype the checkpoint was
 saved in, so the reference is not itself a reduced-precision model.
 """
@@ -26,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runners.base import ModelInfo, ModelSpec, RunnerError
+from runners.base import ModelInfo, ModelSpec, RunnerError, RunnerInputError
 
 if TYPE_CHECKING:
     import torch
@@ -47,18 +55,49 @@ class LoadedModel:
     spec: ModelSpec
 
 
-def load_model(spec: ModelSpec, device: str = "cpu") -> LoadedModel:
-    """Load ``spec`` on ``device`` in eval mode; every failure is a ``RunnerError`` naming the source."""
+#: Weight files that cannot run code when loaded.
+SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
+#: Weight files read with pickle (``torch.load``): loading one can run arbitrary code.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+POLICY_KEY = "pickle_allowed"
+
+
+def check_weight_format(spec: ModelSpec, allow_pickle: bool = False) -> None:
+    """Refuse a local model directory whose weights exist only in a pickle-based format (unless
+    ``allow_pickle``): ``RunnerInputError`` naming the file and the policy key. Loads nothing."""
+    if allow_pickle or not os.path.isabs(spec.source) or not os.path.isdir(spec.source) or spec.gguf_file:
+        return
+    names = sorted(os.listdir(spec.source))
+    if any(name.endswith(SAFE_SUFFIXES) for name in names):
+        return
+    pickles = [name for name in names if name.endswith(PICKLE_SUFFIXES) and name != "training_args.bin"]
+    if pickles:
+        raise RunnerInputError(
+            f"model.source: {spec.source} holds its weights only as {pickles[0]}, a pickle-based format that can "
+            "run code when it is loaded; convert it to safetensors (save_pretrained(..., safe_serialization=True)) "
+            f"or, if this source is trusted, list it under {POLICY_KEY} in quantgate.yaml on the base branch",
+            location=os.path.join(spec.source, pickles[0]),
+        )
+
+
+def load_model(spec: ModelSpec, device: str = "cpu", allow_pickle: bool | None = None) -> LoadedModel:
+    """Load ``spec`` on ``device`` in eval mode; every failure is a ``RunnerError`` naming the source.
+    ``allow_pickle`` (default: ``spec.allow_pickle`` when the spec carries it, else False): the
+    repository's ``pickle_allowed`` policy admits this source's pickle-based weights."""
     import torch
 
     if spec.task not in TASKS:
         raise RunnerError(f"model.task: unknown task {spec.task!r}; expected one of {', '.join(TASKS)}")
+    allow_pickle = bool(getattr(spec, "allow_pickle", False)) if allow_pickle is None else allow_pickle
+    check_weight_format(spec, allow_pickle)
     location, kwargs = _where(spec)
+    if not allow_pickle and not spec.gguf_file:
+        kwargs["use_safetensors"] = True
     model_class = _model_class(spec.task)
     try:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(location, **{k: v for k, v in kwargs.items() if k != "use_safetensors"})
         model = model_class.from_pretrained(location, dtype=torch.float32, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any loading failure is "the model would not load" (exit 3)
         raise RunnerError(_load_failure(spec, exc)) from exc

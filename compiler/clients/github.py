@@ -63,6 +63,17 @@ class PullRequest:
 
 
 @dataclass(frozen=True)
+class PullCommit:
+    """One commit of a pull request with the GitHub accounts its author and committer emails map to
+    (lower-cased; None when an email maps to no account). Commit metadata is what the pusher wrote:
+    only signed commits (branch protection "require signed commits") make it trustworthy."""
+
+    sha: str
+    author: str | None
+    committer: str | None
+
+
+@dataclass(frozen=True)
 class Context:
     api_url: str
     repository: str  # owner/name
@@ -205,6 +216,20 @@ class GitHub:
             return [r for r in found if r is not None]
 
         return self._call(f"GET reviews of #{number}", fetch)
+
+    def pull_request_commits(self, number: int) -> list[PullCommit]:
+        """``GET /repos/{o}/{r}/pulls/{n}/commits``: the pull request's commits, oldest first, with
+        ``author.login`` / ``committer.login`` (GitHub lists at most 250)."""
+
+        def login(user: Any) -> str | None:
+            return str(user.login).lower() if user is not None and getattr(user, "login", None) else None
+
+        def fetch() -> list[PullCommit]:
+            # attributes, not raw_data: on a lazy client raw_data would re-fetch every commit
+            return [PullCommit(sha=str(c.sha), author=login(c.author), committer=login(c.committer))
+                    for c in self._repo.get_pull(number).get_commits()]
+
+        return self._call(f"GET commits of #{number}", fetch)
 
     def team_members(self, org: str, slug: str) -> frozenset[str]:
         """Lower-cased logins of ``@org/slug``; needs a token that may read the organisation's teams

@@ -21,7 +21,6 @@ from compiler.clients import actions
 from compiler.clients.git import Git, GitError
 from compiler.discover import MANIFEST_DIR, REPO_CONFIG, TOOL_SUFFIXES, manifest_paths
 from compiler.errors import InvalidInput, Problem
-from compiler.manifest.load import load_repo_config
 
 REPORTS_DIR = "reports"
 
@@ -191,13 +190,15 @@ class ChangedManifests:
     matrix: dict
 
 
-def changed_manifests(root: Path, base: str, head: str | None = None, publish: bool = True) -> ChangedManifests:
-    """The manifests ``base...head`` touches and their matrix (``runs_on`` from ``quantgate.yaml``).
+def changed_manifests(root: Path, base: str, head: str | None = None, publish: bool = True, runner_labels=None) -> ChangedManifests:
+    """The manifests ``base...head`` touches and their matrix (``runs_on`` from ``runner_labels``, the
+    caller's repository policy: ``api.changed`` reads it at ``base``, so a pull request cannot route
+    its jobs to runners of its choosing).
     ``publish``: inside Actions also write ``matrix=`` and ``count=`` to ``$GITHUB_OUTPUT`` (a job
     skips an empty matrix on ``count``: GitHub rejects an empty ``include``)."""
     root = Path(root).resolve()
     change = changed(root, base, head)
-    result = matrix(change, load_repo_config(root).runner_labels)
+    result = matrix(change, runner_labels)
     if publish:
         actions.set_outputs(matrix=json.dumps(result, separators=(",", ":")), count=len(result["include"]))
     return ChangedManifests(change, result)

@@ -2,9 +2,15 @@
 manifest a pull request can change (branch protection and CODEOWNERS guard this file).
 
 Absent file: every default below. Unknown keys are errors, like in manifests.
+
+Sign-off reads this file from the pull request's *base* commit (``compiler.gitops.policy``), so a
+pull request cannot loosen the policy it is judged by: ``owners`` (allow-list for new manifests),
+``signoff`` (``pusher_can_sign``), ``pickle_allowed``.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -68,6 +74,16 @@ class Artifacts(_Strict):
     required: bool = Field(False, description="A locked artifact missing from the store fails `quantgate verify --remote` (not a note).")
 
 
+class SignoffPolicy(_Strict):
+    """How pull-request reviews count as sign-offs, decided by the repository (read from the base branch)."""
+
+    pusher_can_sign: bool = Field(
+        False,
+        description="An owner who authored or committed a commit that changes the manifest, its data, its model or "
+                    "quantgate.yaml since the base may still sign for it. Off by default (GitHub's 'most recent push' rule).",
+    )
+
+
 class RepoConfig(_Strict):
     trusted_remote_code: list[str] = Field(
         default_factory=list,
@@ -76,3 +92,27 @@ class RepoConfig(_Strict):
     runner_labels: RunnerLabels = Field(default_factory=RunnerLabels)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     artifacts: Artifacts = Field(default_factory=Artifacts)
+    owners: dict[Literal["ml_engineer", "platform_lead", "product_owner", "engineering_manager", "on_call"], list[str]] | None = Field(
+        None,
+        description="Allow-list per role for the owners a NEW manifest may name (logins '@alice' or teams '@org/team'; a "
+                    "login is also allowed when it is a member of an allowed team). Read from the pull request's base "
+                    "branch. Unset: a new manifest's owners are taken as written, and sign-off says no policy vouched "
+                    "for them. A manifest that exists on the base branch is always signed by the base branch's owners.",
+    )
+    signoff: SignoffPolicy = Field(default_factory=SignoffPolicy)
+    pickle_allowed: list[str] = Field(
+        default_factory=list,
+        description="Model sources (exact `model.source`) allowed to load pickle-based weights (pytorch_model.bin, "
+                    "*.pt, *.pkl), which can run code when loaded. Everything else loads safetensors or GGUF only.",
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        from compiler.manifest.model import OWNER_RE
+
+        for role, listed in (v or {}).items():
+            for owner in listed:
+                if not OWNER_RE.match(owner):
+                    raise ValueError(f"owners.{role}: {owner!r} is not a GitHub login ('@alice') or team ('@org/team')")
+        return v

@@ -98,7 +98,7 @@ class Specs:
     artifact_root: str
 
 
-def build_specs(manifest: Any, root: Path, backend: str) -> Specs:
+def build_specs(manifest: Any, root: Path, backend: str, pickle_allowed: tuple[str, ...] = ()) -> Specs:
     """The manifest as runner requests: paths made absolute, ``auto`` resolved."""
     from compiler.discover import artifact_root
 
@@ -106,7 +106,8 @@ def build_specs(manifest: Any, root: Path, backend: str) -> Specs:
     source = str((root / m.model.source).resolve()) if m.model.is_local else m.model.source
     env = m.envelope
     return Specs(
-        model=ModelSpec(source=source, revision=m.model.revision, task=m.model.task, gguf_file=m.model.gguf_file, trust_remote_code=m.model.trust_remote_code),
+        model=ModelSpec(source=source, revision=m.model.revision, task=m.model.task, gguf_file=m.model.gguf_file, trust_remote_code=m.model.trust_remote_code,
+                        allow_pickle=m.model.source in pickle_allowed),
         evaluation=EvalSpec(task=m.model.task, metric=m.evaluation.metric, lower_is_better=m.evaluation.metric in LOWER_IS_BETTER,
                             dataset=_dataset(m.evaluation.dataset, root), hardest_fraction=m.evaluation.hardest_fraction,
                             batch_size=env.batch_size, sequence_length=env.sequence_length, stride=m.evaluation.stride),
@@ -153,11 +154,12 @@ def compact(play: str, result: dict) -> dict:
 # -------------------------------------------------------------------------------------------- run
 
 
-def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None, events: Events | None = None) -> Outcome:
+def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None, events: Events | None = None,
+            pickle_allowed: tuple[str, ...] = ()) -> Outcome:
     """Walk the funnel. Plays whose key already has a result are reused; the rest call ``runner``."""
     events = events or Events()
     m = plan.manifest
-    specs = build_specs(m, root, plan.backend)
+    specs = build_specs(m, root, plan.backend, pickle_allowed)
     keys = plan.keys
     full, anywhere = known_results(journal, lock, plan.trusted)
     out = Outcome()

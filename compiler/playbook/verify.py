@@ -32,6 +32,8 @@ from compiler.playbook.lockmodel import Lock
 from compiler.playbook.plan import candidate_of, manifest_sections
 from compiler.playbook.provenance import provenance_problems
 from compiler.playbook.publish import check_remote, combine_problems
+from compiler.playbook.signers import signoff_problems
+from compiler.vocabulary import Role
 
 
 @dataclass
@@ -97,6 +99,10 @@ def verify_manifest(loaded: Any, store: Any = None, required: bool = False, deep
         return verdict
     if provenance_store is not None:
         problems += provenance_problems(lock, provenance_store)
+    # signoff: is outside results_sha256, so its hash cannot vouch for it; a block no `quantgate
+    # signoff` could have written (a hand-written status: complete) is refused here.
+    owners = {role: m.owners.of(role) for role in Role.values()}
+    problems += signoff_problems(lock.data(), owners=owners, distinct_signers=m.signoff.distinct_signers)
     _check_gate(lock, m, problems)
     problems += combine_problems(lock)
     _check_artifact(lock, loaded.root, verdict)

@@ -89,8 +89,9 @@ def demo_repo(remote: Remote) -> Remote:
     """The remote with the demo manifest and small stand-ins for its data and model directory,
     committed on main and pushed; the clone is on branch ``quantize``."""
     remote.write("manifests/minilm-stsb.yaml", demo_manifest_text())
-    remote.write("data/stsb/sts-test.tsv", "a\tb\tc\td\t4.0\tone\ttwo\n")
-    remote.write("data/stsb/sts-train.tsv", "a\tb\tc\td\t3.0\tthree\tfour\n")
+    # Enough rows for what the demo manifest asks (validate checks it: 256 calibration samples).
+    remote.write("data/stsb/sts-test.tsv", "".join(f"a\tb\tc\td\t{i % 5}.0\tone {i}\ttwo {i}\n" for i in range(300)))
+    remote.write("data/stsb/sts-train.tsv", "".join(f"a\tb\tc\td\t{i % 5}.0\tthree {i}\tfour {i}\n" for i in range(300)))
     remote.write("models/all-MiniLM-L6-v2/config.json", "{}\n")
     remote.write("README.md", "demo\n")
     remote.commit("initial")

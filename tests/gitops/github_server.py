@@ -59,6 +59,7 @@ class FakeGitHub:
         self.reviews: dict[int, list[dict]] = {}
         self.comments: dict[int, list[dict]] = {}
         self.statuses: list[dict] = []
+        self.commits: dict[int, list[dict]] = {}  # GET /pulls/{n}/commits
         self.teams: dict[tuple[str, str], list[str]] = {}
         self.forbidden_teams: set[tuple[str, str]] = set()
         self.teams_token: str | None = None  # when set, only this token may read team members
@@ -104,6 +105,17 @@ class FakeGitHub:
         self.reviews[number].append(item)
         return item
 
+    def pull_commit(self, number: int, sha: str, author: str | None, committer: str | None = None) -> dict:
+        """Add a commit to the pull request's commit list as ``GET /pulls/{n}/commits`` returns it
+        (``author``/``committer``: the GitHub logins the commit's emails map to; None: no account)."""
+        item = _rebase_urls(load(OPENAPI / "pulls__list-commits.200.default.json")[0], self.base)
+        item["sha"] = sha
+        item["url"] = f"{self.base}/repos/{self.repository}/commits/{sha}"
+        item["author"] = user(author, item["author"]) if author else None
+        item["committer"] = user(committer or author, item["committer"]) if (committer or author) else None
+        self.commits.setdefault(number, []).append(item)
+        return item
+
     def dismiss(self, number: int, review_id: int) -> None:
         for item in self.reviews[number]:
             if item["id"] == review_id:
@@ -146,6 +158,7 @@ class FakeGitHub:
             ("GET", rf"^{repo}$", lambda m: self._repository()),
             ("GET", rf"^{repo}/pulls/(\d+)$", lambda m: self.pulls[int(m[1])]),
             ("GET", rf"^{repo}/pulls/(\d+)/reviews$", lambda m: self._page(request, self.reviews[int(m[1])])),
+            ("GET", rf"^{repo}/pulls/(\d+)/commits$", lambda m: self._page(request, self.commits.get(int(m[1]), []))),
             ("GET", rf"^{repo}/issues/(\d+)$", lambda m: self.pulls[int(m[1])]),
             ("GET", rf"^{repo}/issues/(\d+)/comments$", lambda m: self._page(request, self.comments[int(m[1])])),
             ("POST", rf"^{repo}/issues/(\d+)/comments$", lambda m: (self._create_comment(int(m[1]), body), 201)),

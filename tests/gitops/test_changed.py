@@ -42,13 +42,18 @@ def test_direct_edit_and_runner_labels_by_device(demo_repo, capsys, tmp_path, mo
     assert lines[1] == "count=1" and json.loads(lines[0].split("=", 1)[1]) == matrix
 
 
-def test_repo_config_labels_are_used(demo_repo, capsys):
-    add_gpu_manifest(demo_repo)
+def test_runner_labels_come_from_the_base_branch_not_the_pull_request(demo_repo, capsys):
     demo_repo.write("quantgate.yaml", "runner_labels:\n  cuda: [self-hosted, linux, h100]\n")
-    demo_repo.commit("gpu + labels")
-    _, matrix, _ = run_changed(capsys, demo_repo.work, "--head", "HEAD")
+    demo_repo.commit("labels on main")
+    git(demo_repo.work, "push", "-q", "origin", "HEAD:main")
+    git(demo_repo.work, "fetch", "-q", "origin")
+    add_gpu_manifest(demo_repo)
+    # The attack: the pull request routes its own jobs to a runner of its choosing.
+    demo_repo.write("quantgate.yaml", "runner_labels:\n  cuda: [self-hosted, attacker-box]\n")
+    demo_repo.commit("gpu + the PR's own labels")
+    _, matrix, _ = run_changed(capsys, demo_repo.work, "--head", "HEAD", base="origin/main")
     by_name = {row["name"]: row["runs_on"] for row in matrix["include"]}
-    # quantgate.yaml changed, so every manifest is touched
+    # quantgate.yaml changed, so every manifest is touched; the labels are the base branch's
     assert by_name == {"minilm-gpu": ["self-hosted", "linux", "h100"], "minilm-stsb": ["ubuntu-latest"]}
 
 

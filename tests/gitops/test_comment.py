@@ -4,6 +4,8 @@ Markdown with raw HTML enabled, the way GitHub would read it)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from markdown_it import MarkdownIt
 
@@ -15,16 +17,22 @@ MANIFEST = "manifests/minilm-stsb.yaml"
 ATTACK = "<img src=x onerror=alert(1)> @everyone\n\n| play | sign-off |\n|---|---|\n| gate | approved |"
 
 
+#: The only raw HTML quantgate writes: its marker and the folded <details> sections (fixed summaries).
+OWN_HTML = re.compile(r"^(<details( open)?>|</details>|<summary>[^<>&]*</summary>)$")
+
+
 def assert_inert(body: str, name: str = "minilm-stsb") -> None:
-    """No raw HTML but our own marker, no live mention, no table row claiming an approval."""
+    """No raw HTML but our own marker and sections, no live mention, no table row claiming an approval."""
     parser = MarkdownIt("commonmark", {"html": True}).enable("table")
     tokens = parser.parse(body)
     flat = []
     for token in tokens:
         flat.append(token)
         flat.extend(token.children or [])
-    html = [t.content.strip() for t in flat if t.type in ("html_block", "html_inline")]
-    assert html == [f"<!-- quantgate:{name} -->"], html
+    html = [line.strip() for t in flat if t.type in ("html_block", "html_inline") for line in t.content.strip().splitlines() if line.strip()]
+    assert html[:1] == [f"<!-- quantgate:{name} -->"], html
+    foreign = [line for line in html[1:] if not OWN_HTML.match(line)]
+    assert not foreign, foreign
     text = " ".join(t.content for t in flat if t.type == "text")
     assert "@everyone" not in text, "a live @everyone mention"
     cells = []
@@ -35,7 +43,8 @@ def assert_inert(body: str, name: str = "minilm-stsb") -> None:
 
 
 def test_the_inertness_check_can_fail():
-    for raw in ("<img src=x onerror=alert(1)>", "hi @everyone", "| gate | approved |\n|---|---|\n| a | b |"):
+    for raw in ("<img src=x onerror=alert(1)>", "hi @everyone", "| gate | approved |\n|---|---|\n| a | b |",
+                "<details>\n<summary><img src=x></summary>", "<details onclick=x>"):
         with pytest.raises(AssertionError):
             assert_inert(compose("minilm-stsb", raw))
 
@@ -100,3 +109,4 @@ def test_summary_only_posts_nothing(attacked, github, tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert main(["comment", MANIFEST, "--pr", "5", "--summary-only"]) == 0
     assert github.comments[5] == [] and "baseline" in summary.read_text()
+

@@ -37,14 +37,18 @@ def test_a_whole_pull_request(workspace, github, capsys, monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     monkeypatch.chdir(repo)
+    # 0. on main, reviewed earlier: the product role goes to a team (a pull request cannot choose its
+    # own signers: owners are read from the base branch)
+    text = (repo / MANIFEST).read_text().replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')
+    (repo / MANIFEST).write_text(text)
+    workspace.commit("minilm-stsb: the product team signs")
+    git(repo, "push", "-q", "origin", "main")
     base = git(repo, "rev-parse", "main")
 
-    # 1. the request: loosen the gate, give the product role to a team
+    # 1. the request: loosen the gate
     git(repo, "checkout", "-q", "-b", "quantize")
-    text = (repo / MANIFEST).read_text()
-    text = text.replace("max_drop: 0.01", "max_drop: 0.02").replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')
-    (repo / MANIFEST).write_text(text)
-    c1 = workspace.commit("minilm-stsb: loosen the gate, product team signs")
+    (repo / MANIFEST).write_text(text.replace("max_drop: 0.01", "max_drop: 0.02"))
+    c1 = workspace.commit("minilm-stsb: loosen the gate")
     git(repo, "push", "-q", "-u", "origin", "quantize")
     github.open_pull(1, "author", c1, base, head_ref="quantize")
     github.team("acme", "product", ["dana"])
@@ -89,9 +93,9 @@ def test_a_whole_pull_request(workspace, github, capsys, monkeypatch, tmp_path):
     assert "missing: ml_engineer" in out and "missing: platform_lead" in out and "missing: product_owner" in out
     assert github.statuses[-1]["state"] == "pending" and github.statuses[-1]["sha"] == c2
 
-    # 7. approvals arrive: one on the commit before the lock commit (still fresh: lock-only diff),
-    # and the last one only in the event payload so far (webhook state in lower case)
-    github.review(1, "ml-eng", "APPROVED", c1)
+    # 7. approvals arrive, on the commit that carries CI's numbers (an approval given before the lock
+    # existed would not count for them), the last one only in the event payload so far
+    github.review(1, "ml-eng", "APPROVED", c2)
     github.review(1, "platform-eng", "APPROVED", c2)
     github.review(1, "author", "APPROVED", c2)  # the author cannot sign; must not matter
     payload = json.loads((WEBHOOKS / "pull_request_review" / "submitted.payload.json").read_text())

@@ -4,6 +4,7 @@ who is missing, the commit status, the record in the lock, the webhook review me
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ CHANGED = ("ptq", "gate", "lock")  # the PR moves these plays' cache keys; the e
 @pytest.fixture
 def pr(demo_repo, github, monkeypatch):
     """PR #12 by 'author': a manifest change (c1), then a lock-only commit (c2) at the head."""
+    return open_pr(demo_repo, github, monkeypatch)
+
+
+def open_pr(demo_repo, github, monkeypatch) -> dict:
+    """The ``pr`` fixture's pull request (shared with test_trust_attacks)."""
     repo = demo_repo.work
     lock = read_lock(REAL_LOCK).data()
     git(repo, "checkout", "-q", "main")
@@ -46,6 +52,22 @@ def pr(demo_repo, github, monkeypatch):
     return {"c1": c1, "c2": c2, "base": base, "repo": repo}
 
 
+def on_base(pr, github, files: dict[str, str]) -> str:
+    """Commit ``files`` (path -> text) on main, and make that commit the pull request's base: what
+    the repository trusts is read from there, never from the pull request."""
+    repo = pr["repo"]
+    git(repo, "checkout", "-q", "main")
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "policy on main")
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "loosen")
+    github.pulls[12]["base"]["sha"] = base
+    return base
+
+
 def signoff(capsys, *extra):
     code = main(["signoff", MANIFEST, "--pr", "12", *extra])
     out, err = capsys.readouterr()
@@ -53,7 +75,7 @@ def signoff(capsys, *extra):
 
 
 def test_missing_owners_exit_1_with_names_and_pending_status(pr, github, capsys):
-    github.review(12, "ml-eng", "APPROVED", pr["c1"])
+    github.review(12, "ml-eng", "APPROVED", pr["c2"])
     code, out = signoff(capsys)
     assert code == 1
     assert "missing: product_owner for gate, lock: one of @product-lead" in out
@@ -66,7 +88,7 @@ def test_missing_owners_exit_1_with_names_and_pending_status(pr, github, capsys)
 
 
 def test_complete_exit_0_records_who_signed(pr, github, capsys, tmp_path, monkeypatch):
-    a = github.review(12, "ml-eng", "APPROVED", pr["c1"])
+    a = github.review(12, "ml-eng", "APPROVED", pr["c2"])
     b = github.review(12, "product-lead", "APPROVED", pr["c2"])
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -78,18 +100,19 @@ def test_complete_exit_0_records_who_signed(pr, github, capsys, tmp_path, monkey
         "status": "complete",
         "head_sha": pr["c2"],
         "records": [
-            {"role": "ml_engineer", "login": "ml-eng", "review_id": a["id"], "commit_sha": pr["c1"]},
+            {"role": "ml_engineer", "login": "ml-eng", "review_id": a["id"], "commit_sha": pr["c2"]},
             {"role": "product_owner", "login": "product-lead", "review_id": b["id"], "commit_sha": pr["c2"]},
         ],
         "missing": [],
     }
-    assert "@\u200bproduct\\-lead" in summary.read_text()  # escaped: no mention from the summary
+    text = summary.read_text()
+    assert "product" in text and not re.search(r"(?<![`\u200b])@product", text)  # escaped: no mention from the summary
     # a second run changes nothing in the lock
     assert "unchanged signoff" in signoff(capsys)[1]
 
 
 def test_changes_requested_sets_a_failure_status(pr, github, capsys):
-    github.review(12, "ml-eng", "APPROVED", pr["c1"])
+    github.review(12, "ml-eng", "APPROVED", pr["c2"])
     github.review(12, "product-lead", "CHANGES_REQUESTED", pr["c2"])
     code, out = signoff(capsys)
     assert code == 1 and "blocked: @product-lead (product_owner) requested changes" in out
@@ -99,7 +122,7 @@ def test_changes_requested_sets_a_failure_status(pr, github, capsys):
 def test_review_from_the_event_payload_is_merged(pr, github, capsys, tmp_path, monkeypatch):
     """The REST list may not list a review yet when its event arrives: the payload's counts too
     (webhook state lower case)."""
-    github.review(12, "ml-eng", "APPROVED", pr["c1"])
+    github.review(12, "ml-eng", "APPROVED", pr["c2"])
     payload = json.loads((FIXTURES / "google-github-owners-bot/test/fixtures/actions/pull_request_review.35.submitted.json").read_text())
     payload["review"]["user"]["login"] = "product-lead"
     payload["review"]["commit_id"] = pr["c2"]
@@ -112,8 +135,8 @@ def test_review_from_the_event_payload_is_merged(pr, github, capsys, tmp_path, m
 
 
 def test_sha_option_and_no_record(pr, github, capsys):
-    github.review(12, "ml-eng", "APPROVED", pr["c1"])
-    github.review(12, "product-lead", "APPROVED", pr["c1"])
+    github.review(12, "ml-eng", "APPROVED", pr["c2"])
+    github.review(12, "product-lead", "APPROVED", pr["c2"])
     before = (pr["repo"] / LOCK).read_bytes()
     code, _ = signoff(capsys, "--sha", pr["c2"], "--no-record")
     assert code == 0 and (pr["repo"] / LOCK).read_bytes() == before
@@ -122,7 +145,10 @@ def test_sha_option_and_no_record(pr, github, capsys):
 
 def test_team_owner_through_the_members_api(pr, github, capsys):
     repo = pr["repo"]
-    (repo / MANIFEST).write_text((repo / MANIFEST).read_text().replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]'))
+    team_owned = (repo / MANIFEST).read_text().replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')
+    on_base(pr, github, {MANIFEST: git(repo, "show", f"{pr['base']}:{MANIFEST}").replace(
+        'product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')})
+    (repo / MANIFEST).write_text(team_owned)
     github.team("acme", "product", ["dana"])
     github.review(12, "ml-eng", "APPROVED", pr["c2"])
     github.review(12, "dana", "APPROVED", pr["c2"])
@@ -133,7 +159,10 @@ def test_team_owner_through_the_members_api(pr, github, capsys):
 
 def test_forbidden_team_lookup_is_a_note_not_a_crash(pr, github, capsys):
     repo = pr["repo"]
-    (repo / MANIFEST).write_text((repo / MANIFEST).read_text().replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]'))
+    team_owned = (repo / MANIFEST).read_text().replace('product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')
+    on_base(pr, github, {MANIFEST: git(repo, "show", f"{pr['base']}:{MANIFEST}").replace(
+        'product_owner: ["@product-lead"]', 'product_owner: ["@acme/product"]')})
+    (repo / MANIFEST).write_text(team_owned)
     github.team("acme", "product", ["dana"])
     github.forbidden_teams.add(("acme", "product"))
     github.review(12, "ml-eng", "APPROVED", pr["c2"])
@@ -155,7 +184,7 @@ def test_no_lock_yet_is_pending(demo_repo, github, capsys, monkeypatch):
 
 
 def test_dismissal_event_wins_over_a_lagging_rest_list(pr, github, capsys, tmp_path, monkeypatch):
-    github.review(12, "ml-eng", "APPROVED", pr["c1"])
+    github.review(12, "ml-eng", "APPROVED", pr["c2"])
     approved = github.review(12, "product-lead", "APPROVED", pr["c2"])
     payload = json.loads((FIXTURES / "octokit-webhooks/payload-examples/pull_request_review/dismissed.payload.json").read_text())
     payload["review"].update(id=approved["id"], commit_id=pr["c2"], submitted_at=approved["submitted_at"])

@@ -35,9 +35,9 @@ def no_teams(org: str, slug: str) -> frozenset[str]:
 
 
 def run_decide(reviews, *, head="h" * 40, owners=OWNERS, plays=PLAYS, author="someone", fresh=lambda c: True,
-               teams=no_teams, distinct=True):
+               same_results=lambda c: True, teams=no_teams, distinct=True, **rules):
     return decide(owners=owners, plays=plays, reviews=reviews, author=author, head_sha=head, is_fresh=fresh,
-                  team_members=teams, distinct_signers=distinct)
+                  same_results=same_results, team_members=teams, distinct_signers=distinct, **rules)
 
 
 H = "h" * 40
@@ -199,3 +199,45 @@ def test_only_plays_that_changed_against_the_base_lock_need_signing():
     moved = {"plays": {**head["plays"], "envelope": {"status": "passed", "cache_key": "e2"}}}
     assert "platform_lead" in required_roles(plays_that_ran(moved, base))  # envelope change: platform lead
     assert plays_that_ran(head, None) == ["baseline", "envelope", "ptq", "gate", "lock"]  # no base lock: all
+
+
+# ------------------------------------------------------------------ issue 12: trust (pure rules)
+
+
+def test_an_approval_counts_only_for_the_numbers_at_its_commit():
+    before = "b" * 40
+    d = run_decide([review("ml-eng", "APPROVED", before, 1), review("product-lead", "APPROVED", H, 2)],
+                   same_results=lambda c: c != before)
+    assert d.missing == ("ml_engineer",) and any("other numbers" in n for n in d.notes)
+
+
+def test_an_owner_who_pushed_cannot_sign():
+    d = run_decide([review("ml-eng", "APPROVED", H, 1), review("product-lead", "APPROVED", H, 2)],
+                   pushers={"ML-Eng": "abc123"})
+    assert d.missing == ("ml_engineer",) and any("pushed commit abc123" in n for n in d.notes)
+
+
+def test_a_change_of_owners_needs_an_owner_of_that_role_outside_the_matching():
+    owners = {**OWNERS, "on_call": ["@olive"]}
+    without = run_decide([review("ml-eng", "APPROVED", H, 1), review("product-lead", "APPROVED", H, 2)],
+                         owners=owners, owners_changed=["on_call"])
+    assert without.missing == ("on_call",) and without.required["on_call"] == ("owners",)
+    # the on_call owner may also be a play signer: no distinct-signers conflict for an owners change
+    owners = {**OWNERS, "on_call": ["@ml-eng"]}
+    d = run_decide([review("ml-eng", "APPROVED", H, 1), review("product-lead", "APPROVED", H, 2)],
+                   owners=owners, owners_changed=["on_call"])
+    assert d.complete and [r.role for r in d.owner_records] == ["on_call"]
+    assert [r["role"] for r in d.as_lock()["records"]] == ["ml_engineer", "product_owner"]
+
+
+def test_a_refusal_fails_whatever_the_reviews_say():
+    d = run_decide([review("ml-eng", "APPROVED", H, 1), review("product-lead", "APPROVED", H, 2)],
+                   refused=["owners.ml_engineer: @mallory is not allowed"])
+    assert not d.complete and not d.missing and d.summary().startswith("refused: owners.ml_engineer")
+    assert d.as_lock()["status"] == "pending"
+
+
+def test_unvouched_owners_are_said_plainly():
+    d = run_decide([review("ml-eng", "APPROVED", H, 1), review("product-lead", "APPROVED", H, 2)], unvouched=True)
+    assert d.complete and "not vouched for by any policy" in d.summary()
+    assert any("no policy vouched" in n for n in d.notes)

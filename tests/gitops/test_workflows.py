@@ -102,7 +102,7 @@ def test_init_output_equals_this_repositorys_workflows(init_output):
     assert generated == workflow_files(PIN)
     assert {name: text.replace(f"uses: {PIN} ", f"uses: {LOCAL_ACTION} ") for name, text in generated.items()} == ours
     assert set(generated) == set(workflow_files())  # every template in the scaffold folder
-    assert {"quantgate-pr.yml", "quantgate-signoff.yml"} <= set(generated)
+    assert {"quantgate-pr.yml", "quantgate-publish.yml", "quantgate-signoff.yml"} <= set(generated)
 
 
 def test_workflows_install_quantgate_only_through_the_pinned_action(init_output):
@@ -151,15 +151,24 @@ def test_action_installs_from_its_checkout_and_runs_the_command(tmp_path):
     assert (source / "compiler" / "_source.txt").read_text() == PIN + "\n"
 
 
-def test_the_pr_workflow_pushes_before_it_commits_the_lock_back():
-    steps = _load(WORKFLOWS / "quantgate-pr.yml")["jobs"]["run"]["steps"]
+def test_the_publishing_workflow_checks_verifies_and_pushes_before_it_commits_the_lock_back():
+    steps = _load(WORKFLOWS / "quantgate-publish.yml")["jobs"]["publish"]["steps"]
     runs = [s.get("run", "") for s in steps]
-    at = {cmd: next(i for i, r in enumerate(runs) if r.startswith(cmd)) for cmd in
-          ("quantgate run", "quantgate push", "quantgate commit-back")}
-    assert at["quantgate run"] < at["quantgate push"] < at["quantgate commit-back"]
-    push = steps[at["quantgate push"]]
-    assert push["id"] == "push" and push["run"] == 'quantgate push "$MANIFEST"' and "if" not in push  # only after a run that succeeded
-    assert "steps.push.outcome != 'failure'" in steps[at["quantgate commit-back"]]["if"]
+    text = "\n".join(runs)
+    at = {cmd: text.index(cmd) for cmd in ("quantgate check-run", "quantgate verify", "quantgate push", "quantgate comment",
+                                            "quantgate commit-back", "quantgate signoff")}
+    assert list(at) == sorted(at, key=at.get), at
+    assert text.index("quantgate ") == at["quantgate check-run"], "check-run is the first quantgate command"
+    push = next(s for s in steps if "quantgate push" in s.get("run", ""))
+    for flag, source in (("--run-id", "id"), ("--run-attempt", "run_attempt"), ("--commit-sha", "head_sha"),
+                         ("--workflow", "path"), ("--repository", "repository.full_name")):
+        assert flag in push["run"]
+        var = push["run"].split(flag, 1)[1].split('"$', 1)[1].split('"', 1)[0]
+        assert (push["env"].get(var) or _load(WORKFLOWS / "quantgate-publish.yml")["jobs"]["publish"]["env"].get(var)) \
+            == f"${{{{ github.event.workflow_run.{source} }}}}", (flag, var)
+    back = next(s for s in steps if "quantgate commit-back" in s.get("run", ""))
+    assert "github.event.workflow_run.head_repository.full_name == github.repository" in back["if"]  # not for forks
+    assert "verified.txt" in back["run"]  # only what verified and was pushed
 
 
 def _load(path: Path) -> dict:
@@ -174,7 +183,10 @@ def test_safe_by_construction(init_output):
     for path in all_workflows(init_output):
         wf = _load(path)
         triggers = wf.get("on") or wf.get(True)  # YAML 1.1 reads a bare `on` as true
-        assert "pull_request_target" not in triggers and "workflow_run" not in triggers, path
+        assert "pull_request_target" not in triggers, path
+        if "workflow_run" in triggers:  # only the trusted publishing half, and only after the `quantgate` workflow
+            assert path.name == "quantgate-publish.yml", path
+            assert triggers["workflow_run"] == {"workflows": ["quantgate"], "types": ["completed"]}, path
         assert wf.get("permissions") == {}, f"{path}: top-level permissions must be {{}}"
         for name, job in wf["jobs"].items():
             assert "permissions" in job, f"{path}: job {name} has no permissions"
@@ -191,12 +203,22 @@ def test_safe_by_construction(init_output):
                 assert "github.event.pull_request.number" in wf["concurrency"]["group"], path
 
 
-def test_the_pr_workflow_has_every_stage(init_output):
+def test_the_pr_workflows_have_every_stage(init_output):
     text = (WORKFLOWS / "quantgate-pr.yml").read_text()
-    for command in ("quantgate validate --format github", "quantgate changed", "quantgate plan", "quantgate comment",
-                    "quantgate run", "quantgate commit-back", "quantgate signoff"):
+    for command in ("quantgate validate --format github", "quantgate changed", "quantgate plan", "quantgate run",
+                    "quantgate report", "actions/upload-artifact@"):
         assert command in text, command
     assert "fromJSON(needs.plan.outputs.matrix)" in text and "runs-on: ${{ matrix.runs_on }}" in text
+    for command in ("quantgate push", "quantgate commit-back", "quantgate signoff", "secrets."):
+        assert command not in text, f"{command} belongs to the trusted publishing workflow"
+    publish = (WORKFLOWS / "quantgate-publish.yml").read_text()
+    for command in ("quantgate check-run", "quantgate verify", "quantgate push", "quantgate comment",
+                    "quantgate commit-back", "quantgate signoff", "actions/download-artifact@"):
+        assert command in publish, command
+    download = next(s for s in _load(WORKFLOWS / "quantgate-publish.yml")["jobs"]["publish"]["steps"]
+                    if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
+    assert download["with"]["github-token"] == "${{ github.token }}"
     signoff = (WORKFLOWS / "quantgate-signoff.yml").read_text()
     assert "pull_request_review:" in signoff and "statuses: write" in signoff
     assert "quantgate commit-back" in signoff
@@ -231,3 +253,66 @@ def test_init_refuses_to_overwrite_an_edited_workflow(tmp_path):
     assert main(["init", "--root", str(tmp_path), "--force"]) == 0
     assert not edited.read_text().endswith("# my edit\n")
     assert main(["init", "--root", str(tmp_path), "--admin", "not an owner"]) == 2
+
+
+#: GitHub's read-only permission values
+READ_ONLY = {"read", "none"}
+#: what a step may run in a checkout of the pull request's files, in a job that holds a write token
+DATA_ONLY = re.compile(r"^(quantgate|git|while|done|status=\d|mapfile|if|else|fi|:|printf|exit|rm -f|cp|--[a-z-]+)(\s|$)")
+
+
+def _checks_out_the_head(step: dict, trigger: set) -> bool:
+    """Whether a checkout step materialises the pull request's files (its head, or the merge ref a
+    pull_request event checks out by default)."""
+    ref = str((step.get("with") or {}).get("ref", ""))
+    if "pull_request" in trigger:
+        return True  # with no ref: the merge commit, i.e. the pull request's code
+    return "head" in ref
+
+
+def test_no_job_that_runs_pull_request_code_holds_a_write_permission(init_output):
+    """A job that runs the pull request's code holds only read permissions; a job with a write token
+    installs quantgate from a checkout of the base branch (the workspace root) and keeps the pull
+    request's head in a subfolder that its steps only read, through quantgate and git."""
+    for path in all_workflows(init_output):
+        if path.name == "ci.yml":
+            continue
+        wf = _load(path)
+        triggers = set(wf.get("on") or wf.get(True))
+        for name, job in wf["jobs"].items():
+            perms = job.get("permissions") or {}
+            writes = sorted(k for k, v in perms.items() if v not in READ_ONLY)
+            steps = job.get("steps", [])
+            checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
+            pr_code = [s for s in checkouts if _checks_out_the_head(s, triggers)]
+            if "pull_request" in triggers:
+                assert pr_code and not writes, f"{path.name}: {name} runs the pull request's code with {writes}"
+                assert "secrets." not in json.dumps(job), f"{path.name}: {name} runs the pull request's code with a secret"
+                continue
+            if not writes:
+                continue
+            for step in pr_code:
+                assert step["with"].get("path"), f"{path.name}: {name} checks the head out into the workspace it runs from"
+            root = [s for s in checkouts if not (s.get("with") or {}).get("path")]
+            assert root and not any(_checks_out_the_head(s, triggers) for s in root), f"{path.name}: {name}"
+            install = next(i for i, s in enumerate(steps) if s.get("uses") and not s["uses"].startswith("actions/"))
+            assert steps.index(root[0]) < install, f"{path.name}: {name} installs quantgate before the base checkout"
+            for step in steps:
+                if "run" not in step:
+                    continue
+                lines = [line.strip() for line in step["run"].splitlines() if line.strip() and not line.strip().startswith("#")]
+                bad = [line for line in lines if not DATA_ONLY.match(line)]
+                assert not bad, f"{path.name}: {name}: a write-token step runs {bad}"
+                assert "QUANTGATE_SETUP" not in step["run"] and "bash -c" not in step["run"]
+
+
+def test_the_permission_test_would_catch_the_old_run_job():
+    """The old run job: the pull request's head checked out and run with contents/pull-requests/statuses: write."""
+    old = {"on": {"pull_request": {}}, "permissions": {}, "jobs": {"run": {
+        "permissions": {"contents": "write", "pull-requests": "write", "statuses": "write"},
+        "steps": [{"uses": "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683",
+                   "with": {"ref": "${{ github.event.pull_request.head.sha }}", "persist-credentials": False}},
+                  {"run": 'quantgate run "$MANIFEST"'}]}}}
+    job = old["jobs"]["run"]
+    writes = [k for k, v in job["permissions"].items() if v not in READ_ONLY]
+    assert _checks_out_the_head(job["steps"][0], set(old["on"])) and writes

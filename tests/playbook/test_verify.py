@@ -82,13 +82,23 @@ def test_signoff_updates_keep_verify_green_and_change_nothing_else(repo):
     locked(repo)
     before = read_lock(repo.lock).data()
     record = {"status": "complete", "head_sha": "a" * 40,
-              "records": [{"role": "ml_engineer", "login": "ml-eng", "review_id": 1, "commit_sha": "a" * 40}], "missing": []}
+              "records": [{"role": "ml_engineer", "login": "ml-eng", "review_id": 1, "commit_sha": "a" * 40},
+                          {"role": "product_owner", "login": "product-lead", "review_id": 2, "commit_sha": "a" * 40}], "missing": []}
     assert update_signoff(repo.lock, record) is True
     assert update_signoff(repo.lock, record) is False  # same content: not rewritten
     after = read_lock(repo.lock).data()
     assert after["signoff"] == record
     assert results_sha256(after) == results_sha256(before) == after["results_sha256"]
     assert problems(repo) == []
+
+
+def test_a_hand_written_complete_signoff_fails_verify(repo):
+    # signoff: is outside results_sha256, so nothing but this check stands between a hand-written
+    # "complete" and a green verify.
+    locked(repo)
+    update_signoff(repo.lock, {"status": "complete", "head_sha": "c" * 40, "records": [], "missing": []})
+    found = problems(repo)
+    assert any("signoff: status complete but no record signs ml_engineer" in p for p in found), found
 
 
 def test_rerun_keeps_recorded_signoffs_while_results_are_unchanged(repo):
