@@ -195,7 +195,11 @@ NOISY_WARNINGS = (
 )
 #: logger -> message prefixes: optional native kernels a library could not load (torchao's
 #: ``_C_mxfp8`` on a run that uses ONNX Runtime). A backend that needs them fails loudly on its own.
-NOISY_LOGS = {"torchao": ("Failed to load ", "Skipping import of cpp extensions")}
+NOISY_LOGS = {
+    "torchao": ("Failed to load ", "Skipping import of cpp extensions"),
+    # torchao registers its enums with torch.compile through a path torch now deprecates (a warning log line per enum)
+    "torch.utils._pytree": ("<enum ",),
+}
 
 
 class _DropPrefixes:
