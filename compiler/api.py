@@ -179,9 +179,9 @@ def write_report(root: Path, lock: dict) -> list[Path]:
     from compiler.report.render import render_report_markdown
 
     folder = report_dir(Path(root), lock["name"])
-    plots, changed = write_plots(folder, lock)
+    plots, changed = write_plots(folder, lock, Path(root))
     report = folder / "report.md"
-    if write_if_changed(report, render_report_markdown(lock, plots)):
+    if write_if_changed(report, render_report_markdown(lock, plots, root=Path(root))):
         changed.append(report)
     return changed
 
@@ -314,7 +314,9 @@ def comment(manifest: Path, pull_request: int | None, *, body_file: str | None =
         body = _comment.read_body(body_file)
     else:
         lock = _read_lock(_lock_path(Path(manifest)))
-        body = _render_comment(lock.data() if lock is not None else None, plan(manifest, root), marker="")
+        the_plan = plan(manifest, root)
+        body = _render_comment(lock.data() if lock is not None else None, the_plan, marker="",
+                               root=Path(root) if root is not None else find_repo_root(Path(manifest)))
     if dry_run:
         return _comment.compose(_changed.manifest_name(Path(manifest)), body)
     return _comment.post_comment(_changed.manifest_name(Path(manifest)), body, pull_request,

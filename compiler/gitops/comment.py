@@ -3,9 +3,10 @@
 One comment per manifest, found by the hidden marker ``<!-- quantgate:<name> -->`` at its start and
 by its author (the workflow's bot; nobody else's comment is edited, even one quoting the marker).
 Per manifest, not per PR: matrix jobs for different manifests run in parallel and would otherwise
-race on one comment. The body is the rendered plan/report (``compiler.report.render``, which escapes
-every manifest-derived string); any quantgate marker inside the body is defused here, so a body can
-never impersonate another manifest's comment.
+race on one comment. The body is the rendered plan/report (``compiler.report.render``: the verdict,
+the decision asked of reviewers, who must approve by ``@login``, the deltas table, then folded
+``<details>`` sections; it escapes every manifest-derived string). Any quantgate marker inside the
+body is defused here, so a body can never impersonate another manifest's comment.
 """
 
 from __future__ import annotations
