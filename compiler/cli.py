@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "comment": ("compiler.commands.comment", "post or update the one quantgate comment on a pull request"),
     "signoff": ("compiler.commands.signoff", "decide from pull-request reviews whether the owners signed"),
     "commit-back": ("compiler.commands.commit_back", "commit quantgate's own files to the branch and push"),
+    "check-run": ("compiler.commands.check_run", "refuse results from a pull-request run whose workflow differs from the base branch's"),
     "init": ("compiler.commands.init", "scaffold workflows, CODEOWNERS, quantgate.yaml and a starter manifest"),
     "rules": ("compiler.commands.rules", "compile rollback: into Prometheus alerting rules"),
     "monitor": ("compiler.commands.monitor", "evaluate the rollback rules on live metrics; roll back on a breach"),

@@ -95,11 +95,14 @@ def push_lock(loaded, lock_file: Path, store: Store, where: dict[str, str] | Non
     quantized = StoredArtifact(slug=slug, sha256=artifact.sha256, address=pushed.stored_at.address)
 
     model = loaded.manifest.model
-    if model.is_local:
-        folder = (root / model.source).resolve()
-        if not folder.is_dir():
-            raise InvalidInput(Problem(path=shown, key_path="model.source",
-                                       message=f"{model.source} is not on this machine: the full-precision fallback must be pushed with the artifact"))
+    fallback: StoredArtifact | HubModel | None = None
+    folder = (root / model.source).resolve() if model.is_local else None
+    if folder is not None and not folder.is_dir():
+        # A git-ignored model the publishing job did not materialise: the quantized artifact is
+        # published, the fallback is not, and verify --remote (required: true) says so.
+        out.notes.append(f"{shown}: {model.source} is not on this machine: the full-precision fallback was not pushed "
+                         "(materialise it in the publishing job to publish it)")
+    elif folder is not None:
         files = listing(folder)
         if sha256_of(files) != lock.inputs.model.files_sha256:
             raise Refused(f"{model.source} is not the model that was locked (its files hash to {sha256_of(files)[:12]}, "
@@ -108,12 +111,11 @@ def push_lock(loaded, lock_file: Path, store: Store, where: dict[str, str] | Non
         sized = {name: (folder / name).stat().st_size for name in files}
         pushed_base = push(store, folder, base_slug, base_sha, files)
         _tally(out, base_slug, base_sha, pushed_base)
-        fallback: StoredArtifact | HubModel = StoredArtifact(slug=base_slug, sha256=base_sha, address=pushed_base.stored_at.address,
-                                                             files=files, sizes=sized)
+        fallback = StoredArtifact(slug=base_slug, sha256=base_sha, address=pushed_base.stored_at.address, files=files, sizes=sized)
     else:
         fallback = HubModel(source=model.source, revision=model.revision)
     record = {"kind": pushed.stored_at.kind, "quantized": quantized.model_dump(mode="json"),
-              "full_precision": fallback.model_dump(mode="json", exclude_none=True)}
+              "full_precision": fallback.model_dump(mode="json", exclude_none=True) if fallback is not None else None}
     data = lock.data()
     data["store"] = record
     write_lock(lock_file, data)
