@@ -2,14 +2,19 @@
 per-example scores.
 
 The baseline (``hardest_ids=None``) fixes the hardest slice: the ``hardest_fraction`` of examples with
-the lowest per-example score (at least 3 examples, ties broken by id). Every later evaluation passes
-those ids back and reports the metric on exactly that slice, so candidates are judged on the same
-examples the full-precision model found hardest.
+the highest *data-defined* difficulty (``runners.tasks``: misleading word overlap for similarity, the
+longest inputs for classification, the rarest tokens for perplexity windows, the longest completions;
+at least 3 examples, ties broken by id). It is never chosen by the model's own error, so the slice's
+metric means what the task's metric means (a Spearman of 0.6 on it is a real rank correlation with the
+annotators) and the baseline is not handicapped on it by construction. Every later evaluation passes
+those ids back and reports the metric on exactly that slice; ``hardest_definition`` says in words what
+the slice is, for the report.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ class EvalOutcome:
     quality: Quality
     examples: tuple[Example, ...]
     hardest_ids: tuple[str, ...]
+    hardest_definition: str = ""
 
 
 def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[str, ...] | None,
@@ -42,7 +48,7 @@ def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[st
                            limit=spec.dataset.limit, label2id=label2id, progress=progress)
     examples = tuple(Example(id=i, score=float(s)) for i, s in zip(scored.ids, scored.scores, strict=False))
     if hardest_ids is None:
-        hardest_ids = select_hardest(examples, spec.hardest_fraction)
+        hardest_ids = select_hardest(scored.ids, scored.difficulty, spec.hardest_fraction)
     position = {e.id: n for n, e in enumerate(examples)}
     missing = [i for i in hardest_ids if i not in position]
     if missing:
@@ -56,16 +62,19 @@ def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[st
     extra.update({f"hardest_{k}": v for k, v in hardest.items() if k != spec.metric})
     quality = Quality(metric=spec.metric, value=overall[spec.metric], hardest=hardest[spec.metric],
                       n_examples=len(examples), extra=extra)
-    return EvalOutcome(quality=quality, examples=examples, hardest_ids=tuple(hardest_ids))
+    definition = f"{len(hardest_ids)} of {len(examples)} examples, {scored.hardest_definition}" if scored.hardest_definition else ""
+    return EvalOutcome(quality=quality, examples=examples, hardest_ids=tuple(hardest_ids), hardest_definition=definition)
 
 
-def select_hardest(examples: tuple[Example, ...], fraction: float) -> tuple[str, ...]:
-    """Ids of the ``ceil(fraction * N)`` lowest-scoring examples (at least ``MIN_HARDEST`` or N),
-    lowest first, ties broken by id."""
-    n = len(examples)
+def select_hardest(ids: Sequence[str], difficulty: Sequence[float], fraction: float) -> tuple[str, ...]:
+    """Ids of the ``ceil(fraction * N)`` most difficult examples (at least ``MIN_HARDEST`` or N),
+    hardest first, ties broken by id. ``difficulty`` is data-defined (``runners.tasks``)."""
+    if len(ids) != len(difficulty):
+        raise RunnerError(f"internal: {len(ids)} example ids but {len(difficulty)} difficulties")
+    n = len(ids)
     k = min(n, max(MIN_HARDEST, math.ceil(fraction * n)))
-    ranked = sorted(examples, key=lambda e: (e.score, e.id))
-    return tuple(e.id for e in ranked[:k])
+    ranked = sorted(zip(ids, difficulty, strict=True), key=lambda e: (-e[1], e[0]))
+    return tuple(i for i, _ in ranked[:k])
 
 
 def most_degraded(baseline: tuple[Example, ...], candidate: tuple[Example, ...], k: int = 10) -> tuple[Degraded, ...]:

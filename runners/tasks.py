@@ -1,23 +1,31 @@
 """Per-task scoring: run a ``Forward`` over records, keep per-example scores, compute metrics.
 
 Every task returns a ``Scored``: example ids, one per-example score each (higher = better for the
-model, so "worst" is always "lowest"), and ``metrics(indices)`` computing the task's metrics over any
-subset (all examples, or the hardest slice). docs/measuring.md states each per-example score.
+model, so "worst" is always "lowest"), ``metrics(indices)`` computing the task's metrics over any
+subset (all examples, or the hardest slice), and a per-example *difficulty* (higher = harder) that is
+computed from the data alone, never from the model's output, with the sentence that defines it. The
+hardest slice is chosen by difficulty, so it is the same examples for the baseline and every candidate
+and its metric reads in the task's own terms. docs/measuring.md states each score and each difficulty.
 
 - sentence-similarity: mean pooling over the attention mask, L2 normalisation, cosine similarity;
   Spearman and Pearson against the gold score. Per-example score: ``-|rank(pred) - rank(gold)| / N``.
+  Difficulty: how far the pair's word overlap ranks from its gold score (misleading surface overlap).
 - text-classification: accuracy and macro-F1; per-example score: ``-cross-entropy`` of the gold class.
+  Difficulty: input length in characters (longest inputs: truncation and accumulated error bite first).
 - causal-lm, ``text`` data: perplexity over sliding windows of ``sequence_length`` tokens advancing by
   ``stride``; each window's new tokens are scored once. Example = window ``chunk-<i>``, score =
-  ``-mean NLL`` of its scored tokens.
+  ``-mean NLL`` of its scored tokens. Difficulty: mean unigram surprisal of its scored tokens under the
+  token frequencies of the evaluated text itself (rare words, names, numbers).
 - causal-lm, prompt/completion data: exact match (every completion token is the greedy argmax under
   teacher forcing, which equals greedy decoding matching the completion) and perplexity of the
-  completion tokens; per-example score: ``-mean NLL`` of the completion.
+  completion tokens; per-example score: ``-mean NLL`` of the completion. Difficulty: completion
+  length in tokens (more tokens to reproduce exactly).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +36,29 @@ from runners.datasets import Record
 Metrics = Callable[[Sequence[int]], dict[str, float]]
 
 
+#: Each task's hardest-slice definition, as the report names it ("the hardest 10 %: <definition>").
+HARDEST_DEFINITIONS = {
+    "sentence-similarity": ("pairs whose word overlap is most misleading: the largest gap between the rank of their "
+                            "word overlap (Jaccard over lower-cased words) and the rank of their gold score, i.e. "
+                            "paraphrases sharing few words and unrelated sentences sharing many; chosen from the data "
+                            "alone, the same pairs for every candidate"),
+    "text-classification": ("the longest inputs (characters of text and text_b): truncation and accumulated rounding "
+                            "error bite there first; chosen from the data alone, the same examples for every candidate"),
+    "causal-lm/text": ("windows with the rarest tokens: the highest mean unigram surprisal of their scored tokens under "
+                       "the token frequencies of the evaluated text itself (names, numbers, rare words); chosen from "
+                       "the data alone, the same windows for every candidate"),
+    "causal-lm": ("the longest completions in tokens (more tokens to reproduce exactly); chosen from the data alone, "
+                  "the same examples for every candidate"),
+}
+
+
 @dataclass(frozen=True)
 class Scored:
     ids: tuple[str, ...]
     scores: tuple[float, ...]
     metrics: Metrics  # indices into ids -> {metric name: value}
+    difficulty: tuple[float, ...] = ()  # data-defined, higher = harder (selects the hardest slice)
+    hardest_definition: str = ""  # what ``difficulty`` measures, in words
 
 
 def score_records(task: str, forward: Any, tokenizer: Any, records: list[Record], *, batch_size: int,
@@ -125,7 +151,32 @@ def _similarity(forward, tokenizer, records, batch_size, sequence_length, progre
     def metrics(indices: Sequence[int]) -> dict[str, float]:
         return correlation_metrics(pred[list(indices)], gold[list(indices)])
 
-    return Scored(ids=tuple(r.id for r in records), scores=scores, metrics=metrics)
+    return Scored(ids=tuple(r.id for r in records), scores=scores, metrics=metrics,
+                  difficulty=overlap_difficulty(records), hardest_definition=HARDEST_DEFINITIONS["sentence-similarity"])
+
+
+_WORD = re.compile(r"\w+")
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of the lower-cased word sets of ``a`` and ``b`` (0 when both are empty)."""
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    union = wa | wb
+    return len(wa & wb) / len(union) if union else 0.0
+
+
+def overlap_difficulty(records: Sequence[Record]) -> tuple[float, ...]:
+    """``|rank(word overlap) - rank(gold)| / N`` per pair (average ranks): high when surface overlap
+    orders the pair far from where the annotators did. Uses the data only."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    n = len(records)
+    if not n:
+        return ()
+    overlap = np.array([word_overlap(r.text, r.text_b or "") for r in records], dtype=np.float64)
+    gold = np.array([r.score for r in records], dtype=np.float64)
+    return tuple(float(x) for x in np.abs(rankdata(overlap) - rankdata(gold)) / n)
 
 
 def correlation_metrics(pred: Any, gold: Any) -> dict[str, float]:
@@ -178,7 +229,9 @@ def _classification(forward, tokenizer, records, batch_size, sequence_length, la
         p, g = pred[list(indices)], gold[list(indices)]
         return {"accuracy": float((p == g).mean()) if len(g) else float("nan"), "macro_f1": macro_f1(p, g)}
 
-    return Scored(ids=tuple(r.id for r in records), scores=tuple(-x for x in losses), metrics=metrics)
+    return Scored(ids=tuple(r.id for r in records), scores=tuple(-x for x in losses), metrics=metrics,
+                  difficulty=tuple(float(len(r.text) + len(r.text_b or "")) for r in records),
+                  hardest_definition=HARDEST_DEFINITIONS["text-classification"])
 
 
 def macro_f1(pred: Any, gold: Any) -> float:
@@ -260,7 +313,23 @@ def _perplexity(forward, tokenizer, text, batch_size, sequence_length, stride, l
         return {"perplexity": math.exp(sum(nll[i] for i in indices) / total)}
 
     return Scored(ids=tuple(f"chunk-{i}" for i in range(len(spans))),
-                  scores=tuple(-nll[i] / counts[i] for i in range(len(spans))), metrics=metrics)
+                  scores=tuple(-nll[i] / counts[i] for i in range(len(spans))), metrics=metrics,
+                  difficulty=rare_token_difficulty(ids, spans), hardest_definition=HARDEST_DEFINITIONS["causal-lm/text"])
+
+
+def rare_token_difficulty(ids: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> tuple[float, ...]:
+    """Per window: the mean unigram surprisal ``-log(count / total)`` of its scored tokens, counted over
+    every scored token of the evaluated windows. Uses the tokens only (the tokenizer ships with every
+    artifact, so baseline and candidates agree)."""
+    from collections import Counter
+
+    scored = [ids[t] for _, end, k in spans for t in range(end - k, end)]
+    counts = Counter(scored)
+    total = len(scored) or 1
+    out = []
+    for _, end, k in spans:
+        out.append(sum(-math.log(counts[ids[t]] / total) for t in range(end - k, end)) / max(k, 1))
+    return tuple(out)
 
 
 def _completions(forward, tokenizer, records, batch_size, sequence_length, progress) -> Scored:
@@ -309,4 +378,4 @@ def _completions(forward, tokenizer, records, batch_size, sequence_length, progr
                 "perplexity": math.exp(sum(nll[i] for i in indices) / total)}
 
     return Scored(ids=tuple(r.id for r in records), scores=tuple(-nll[i] / counts[i] for i in range(len(records))),
-                  metrics=metrics)
+                  metrics=metrics, difficulty=tuple(float(c) for c in counts), hardest_definition=HARDEST_DEFINITIONS["causal-lm"])

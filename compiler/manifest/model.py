@@ -310,11 +310,17 @@ class Gate(Strict):
     hardest_max_drop: float = Field(ge=0, description="Allowed degradation on the hardest slice (evaluation.hardest_fraction).")
     close_margin: float = Field(ge=0, description="A candidate that misses max_drop by at most this is 'close' (mixed precision runs); beyond, 'broken' (QAT or stop). At least max_drop.")
     relative: bool = Field(False, description="Drops are fractions of the baseline value instead of metric units (use for perplexity).")
+    accept_wrong_move: str | None = Field(None, description=(
+        "Lock a candidate even when quantizing is the wrong move (the envelope said wrong-move, or the candidate is slower at "
+        "p95 than full precision while full precision already fits the envelope's memory). The written reason reviewers read; "
+        "without it such a candidate does not pass the gate."))
 
     @model_validator(mode="after")
     def _margin(self) -> Gate:
         if self.close_margin < self.max_drop:
             raise FieldErrors(("close_margin", f"{self.close_margin} must be at least max_drop ({self.max_drop})"))
+        if self.accept_wrong_move is not None and not self.accept_wrong_move.strip():
+            raise FieldErrors(("accept_wrong_move", "accepting a wrong move needs a written reason (why lock a candidate that buys nothing the envelope asks for)"))
         return self
 
 

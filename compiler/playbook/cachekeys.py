@@ -6,8 +6,9 @@ changes. The dependency chain, and why:
 - ``baseline``  model (source + revision, or the local directory's file contents), task, the whole
   ``evaluation`` section, the evaluation file's bytes, and the envelope's device, batch size and
   sequence length (the latency it measures depends on them).
-- ``envelope``  the ``envelope`` section, the quantization target (weights, activations) and the model
-  *source* but not its revision: the playbook's model-update rule reuses the envelope verdict.
+- ``envelope``  the ``envelope`` section, the quantization target (weights, activations), the resolved
+  backend (the weight estimate depends on what it quantizes) and the model *source* but not its
+  revision: the playbook's model-update rule reuses the envelope verdict.
 - ``ptq``       baseline key + the ``quantization`` section + the calibration file's bytes + the
   backend ``auto`` resolved to (installing a better backend changes the result).
 - ``gate``      ptq key + the ``gate`` section.
@@ -30,7 +31,7 @@ from compiler.files import directory_sha256, file_sha256, sha256_of
 from compiler.vocabulary import MODEL_PLAYS, PLAYS
 
 #: Bumped when what a key covers changes, so old journals and locks stop matching.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: data-defined hardest slice, fresh-process peak memory, backend-aware envelope
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def play_inputs(manifest: Any, facts: Facts) -> dict[str, dict]:
         "envelope": _section(m.envelope),
         "target": {"weights": m.quantization.weights, "activations": m.quantization.activations},
         "model_source": m.model.source,
+        "backend": facts.backend,  # the weight estimate depends on what the backend quantizes
     }
     keys: dict[str, str] = {}
     keys["baseline"] = key_of("baseline", inputs["baseline"])

@@ -206,7 +206,8 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
                 events.play(p, "skipped", why)
 
     def gate(candidate: str, result: dict) -> Judgment:
-        j = judge(candidate, m.evaluation.metric, lower, out.results["baseline"]["quality"], result["quality"], m.gate, m.envelope, result.get("performance"))
+        j = judge(candidate, m.evaluation.metric, lower, out.results["baseline"]["quality"], result["quality"], m.gate, m.envelope, result.get("performance"),
+                  baseline_performance=out.results["baseline"].get("performance"), envelope_result=out.results.get("envelope"))
         out.judgments.append(j)
         events.finished("gate", f"{candidate}: {j.decision} ({j.reasons[0]})")
         return j
@@ -283,6 +284,11 @@ def execute(plan: Plan, root: Path, runner: Any, journal: Any, lock: dict | None
 
 def _next_step(m: Any, end: Step, out: Outcome) -> str:
     """What a human can do after a refusal past the envelope."""
+    wrong = next((r for j in out.judgments for r in j.reasons if r.startswith("wrong move:")), None)
+    if wrong is not None:
+        return (f"{wrong}. Next: keep full precision (quantization does not pay here), change the deployment target "
+                "(envelope: a smaller memory_per_device or a tighter latency_p95_ms it must meet), or, if it is wanted anyway, "
+                "say why in gate.accept_wrong_move for the reviewers.")
     fallback = end.fallback_why or "the gate did not pass"
     mp = out.results.get(Play.MIXED_PRECISION)
     if mp is not None and out.statuses.get(Play.MIXED_PRECISION) == Status.FAILED:

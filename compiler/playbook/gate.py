@@ -18,6 +18,15 @@ A p95 latency over ``envelope.latency_p95_ms`` is a *warning* shown with the dec
 failure: latency measured on a shared CI runner is noisy and not the deployment hardware, so a hard
 gate on it would make locks flap; the envelope play judges the latency target before quantizing and
 play 8's rollback latency budget guards it in production.
+
+**Quantization is sometimes the wrong move** (the playbook says the envelope and the gate must be able
+to say so). A candidate is a *wrong move* when the envelope's verdict was ``wrong-move``, or when it is
+slower than full precision at p95 (and at p50, when both are recorded, so one noisy tail on a shared
+runner does not make it "slower") while full precision already fits the envelope's memory (it saves
+memory nobody needs and costs time). Such a candidate does not pass: its decision is ``broken`` with a
+``wrong move:`` reason first, whatever its quality, so nothing locks silently. The manifest can accept
+it in writing, ``gate.accept_wrong_move: "<reason>"``: then the decision follows quality as usual and
+the wrong move and the reason are shown as warnings with the decision (in the lock and the report).
 """
 
 from __future__ import annotations
@@ -86,12 +95,54 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
+def wrong_move(envelope: Any, performance: dict | None, baseline_performance: dict | None,
+               envelope_result: dict | None) -> list[str]:
+    """Why locking this candidate would be the wrong move (empty: it is not).
+
+    ``envelope_result`` is play 2's ``EnvelopeResult`` as a dict; ``performance`` and
+    ``baseline_performance`` the candidate's and the full-precision model's ``Performance``."""
+    why: list[str] = []
+    if envelope_result and envelope_result.get("verdict") == "wrong-move":
+        first = (envelope_result.get("reasons") or ["quantization is the wrong move"])[0]
+        why.append(f"the envelope said wrong-move: {first}")
+    p95 = (performance or {}).get("latency_p95_ms")
+    base_p95 = (baseline_performance or {}).get("latency_p95_ms")
+    p50 = (performance or {}).get("latency_p50_ms")
+    base_p50 = (baseline_performance or {}).get("latency_p50_ms")
+    # Slower at p95, and at p50 too when both are known: a noise spike in one tail is not "slower".
+    slower = p95 is not None and bool(base_p95) and p95 > base_p95 and (p50 is None or not base_p50 or p50 > base_p50)
+    if slower:
+        fits = _full_precision_fits(envelope, baseline_performance, envelope_result)
+        if fits is not None:
+            why.append(f"the candidate is {p95 / base_p95:.2f}x slower than full precision at p95 ({p95:.1f} ms vs {base_p95:.1f} ms) "
+                       f"and saves memory nobody needs: full precision already fits the envelope ({fits})")
+    return why
+
+
+def _full_precision_fits(envelope: Any, baseline_performance: dict | None, envelope_result: dict | None) -> str | None:
+    """A sentence when the full-precision model fits the envelope's memory budget, else None."""
+    if envelope_result and "memory_full_bytes" in (envelope_result.get("estimates") or {}):
+        need, budget = envelope_result["estimates"]["memory_full_bytes"], envelope_result.get("memory_budget_bytes")
+        if budget and need <= budget:
+            return f"{need / 2**20:,.1f} MiB needed of a {budget / 2**20:,.1f} MiB budget"
+        return None
+    if envelope is not None and baseline_performance and baseline_performance.get("footprint_bytes") is not None:
+        budget = int(envelope.memory_bytes * (1 - envelope.headroom))
+        need = max(baseline_performance["footprint_bytes"], baseline_performance.get("peak_memory_bytes") or 0)
+        if need <= budget:
+            return f"{need / 2**20:,.1f} MiB measured of a {budget / 2**20:,.1f} MiB budget"
+    return None
+
+
 def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, quality: dict, gate: Any,
-          envelope: Any, performance: dict | None = None) -> Judgment:
+          envelope: Any, performance: dict | None = None, *, baseline_performance: dict | None = None,
+          envelope_result: dict | None = None) -> Judgment:
     """Decide pass / close / broken for one candidate.
 
     ``baseline`` and ``quality`` are ``runners.base.Quality`` as dicts (``value``, ``hardest``);
-    ``performance`` the candidate's ``Performance`` as a dict (optional: no envelope checks)."""
+    ``performance`` the candidate's ``Performance`` as a dict (optional: no envelope checks);
+    ``baseline_performance`` the baseline's ``Performance`` and ``envelope_result`` play 2's result, as
+    dicts (optional: without them the wrong-move check sees only what is given)."""
     rel = bool(gate.relative)
     unit = " (relative)" if rel else ""
     d_all = drop(baseline["value"], quality["value"], lower_is_better, rel)
@@ -120,7 +171,16 @@ def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, qu
         if target is not None and p95 is not None and p95 > target:
             warnings.append(f"latency p95 {p95:.1f} ms over the envelope's {target:g} ms on this machine (a warning, not a gate failure: see docs/playbook.md)")
 
-    if overall_ok and hardest_ok and memory_ok:
+    wrong = wrong_move(envelope, performance, baseline_performance, envelope_result)
+    accepted = (getattr(gate, "accept_wrong_move", None) or "").strip()
+    if wrong and accepted:
+        warnings[:0] = [f"wrong move: {w}" for w in wrong] + [f"accepted in writing by gate.accept_wrong_move: {accepted!r}"]
+    elif wrong:
+        reasons[:0] = [f"wrong move: {w}; not locked without a written gate.accept_wrong_move" for w in wrong]
+
+    if wrong and not accepted:
+        decision = "broken"  # quality cannot fix it: mixed precision would only add time and memory
+    elif overall_ok and hardest_ok and memory_ok:
         decision = "pass"
     elif overall_close and hardest_close and memory_ok:
         decision = "close"

@@ -228,7 +228,8 @@ def known_outcomes(m: Any, results: dict[Play, dict]) -> dict[Play, str]:
             candidate = candidate_of(play, results[play])
             outcomes[play] = Decision.BROKEN if candidate is None else judge(
                 play, m.evaluation.metric, m.lower_is_better, baseline["quality"], candidate["quality"], m.gate, m.envelope,
-                candidate.get("performance")).decision
+                candidate.get("performance"), baseline_performance=baseline.get("performance"),
+                envelope_result=results.get(Play.ENVELOPE)).decision
     return outcomes
 
 

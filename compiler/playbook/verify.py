@@ -123,7 +123,9 @@ def _check_gate(lock: Lock, m: Any, problems: list[str]) -> None:
         return
     play = final.candidate
     lower = m.evaluation.metric in LOWER_IS_BETTER
-    j = judge(play, m.evaluation.metric, lower, baseline, candidate["quality"], m.gate, m.envelope, candidate.get("performance"))
+    j = judge(play, m.evaluation.metric, lower, baseline, candidate["quality"], m.gate, m.envelope, candidate.get("performance"),
+              baseline_performance=(lock.plays.baseline.result or {}).get("performance"),
+              envelope_result=lock.plays.envelope.result)
     if j.decision != "pass":
         problems.append(f"the recorded numbers do not pass the manifest's gate (recomputed: {j.decision}): " + "; ".join(j.reasons))
     deltas = lock.deltas

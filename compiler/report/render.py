@@ -283,7 +283,7 @@ def _summary_rows(lock: dict, ctx: Context, candidate: str | None) -> tuple[list
     cq, cp = cand.get("quality") or {}, cand.get("performance") or {}
     bar = (judgment or {}).get("bar") or {}
     budget = (_result(lock, "envelope") or {}).get("memory_budget_bytes")
-    facts: dict[str, Any] = {"metric": metric, "lower": lower}
+    facts: dict[str, Any] = {"metric": metric, "lower": lower, "hardest_definition": base.get("hardest_definition")}
     rows = []
     for key, label in (("value", f"{metric} {arrow}, all {n} {noun}" if n else f"{metric} {arrow}, overall"),
                        ("hardest", f"{metric} {arrow}, hardest {share}({hardest_n} {noun})" if hardest_n else f"{metric} {arrow}, hardest slice")):

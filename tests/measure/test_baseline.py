@@ -45,6 +45,11 @@ def test_baseline_records_quality_slice_performance_and_environment(repo_root, m
     assert 0 < result.performance.latency_p50_ms <= result.performance.latency_p95_ms
     assert (result.performance.batch_size, result.performance.sequence_length) == (2, 32)
     assert result.performance.footprint_bytes >= minilm.info.parameters * 4
+    # Latency and peak memory come from a fresh process, measured the way every candidate is.
+    assert result.performance.memory_method.startswith("peak RSS growth of a fresh process")
+    assert result.performance.peak_memory_bytes >= minilm.info.parameters * 4 * 0.9  # the weights, at least
+    assert 0 < result.performance.forward_memory_bytes < result.performance.peak_memory_bytes
+    assert result.hardest_definition.startswith("4 of 40 examples, pairs whose word overlap is most misleading")
     assert ("embed" in {w for _, _, w in events}) and any(total > 0 and done == total for done, total, _ in events)
     assert torch.get_num_threads() == threads_before  # the pin is undone afterwards
 

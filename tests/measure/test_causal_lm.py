@@ -36,6 +36,7 @@ def test_sliding_window_perplexity_matches_transformers_loss(repo_root, smollm, 
     outcome = evaluate(smollm.forward, smollm.tokenizer, spec, None)
     assert [e.id for e in outcome.examples] == ["chunk-0", "chunk-1", "chunk-2"]
     assert outcome.quality.n_examples == CHUNKS and len(outcome.hardest_ids) == 3
+    assert outcome.hardest_definition.startswith("3 of 3 examples, windows with the rarest tokens")
 
     ids = smollm.tokenizer(path.read_bytes().decode("utf-8"), add_special_tokens=False)["input_ids"]  # as read: no newline translation
     with torch.no_grad():

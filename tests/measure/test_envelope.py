@@ -27,6 +27,7 @@ SMOLLM = ModelInfo(architecture="LlamaForCausalLM", parameters=134_515_008, dtyp
                    quantizable_parameters=106_168_320, vocab_size=49152)
 VNNI = ("avx2", "fma", "avx512f", "avx512_vnni")
 AVX2 = ("avx2", "fma")
+SSE = ("sse4_2",)  # no int8 dot products at all
 CALIB = DatasetSpec(path="/dev/null", format="text")
 
 
@@ -48,6 +49,8 @@ def perf(p95: float, batch: int = 8, seq: int = 128, peak: int = 0) -> Performan
 def test_fits_with_native_int8_and_a_latency_target_to_win_passes():
     result = check_envelope(MINILM, quant(), envelope(1024, latency=50), perf(80), cpu_flags=VNNI)
     assert result.verdict == "pass", result.reasons
+    assert not any(r.startswith(("fail:", "warn:")) for r in result.reasons)
+    assert any("must make it 1.6x faster" in r for r in result.reasons)
     assert result.native_support and result.memory_needed_bytes < result.memory_budget_bytes == 768 * MIB
     assert result.bound == "compute"  # 1024 tokens per forward
 
@@ -81,9 +84,18 @@ def test_no_latency_target_and_fits_at_full_precision_is_the_wrong_move():
 
 
 def test_latency_missed_without_native_kernels_is_the_wrong_move():
-    result = check_envelope(MINILM, quant(), envelope(1024, latency=50), perf(300), cpu_flags=AVX2)
+    result = check_envelope(MINILM, quant(), envelope(1024, latency=50), perf(300), cpu_flags=SSE)
     assert result.verdict == "wrong-move" and not result.native_support
     assert "without native kernels" in result.reasons[0]
+    # ... and the criteria behind it are listed right after the cause, as warnings
+    assert result.reasons[1].startswith("warn: int8 on CPU: this CPU has no VNNI/AMX")
+    assert result.reasons[2].startswith("warn: latency target missed: p95 300.0 ms")
+
+
+def test_avx2_multiplies_int8_faster_than_float():
+    result = check_envelope(MINILM, quant(), envelope(1024, latency=50), perf(80), cpu_flags=AVX2)
+    assert result.native_support and result.verdict == "pass", result.reasons
+    assert any("through AVX2" in r for r in result.reasons)
 
 
 def test_fp8_on_cpu_fails():
@@ -119,3 +131,49 @@ def test_measured_activation_memory_wins_when_larger():
 def test_envelope_module_imports_no_torch(repo_root):
     code = "import sys, runners.envelope; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=repo_root).returncode == 0
+
+
+def test_a_latency_miss_beyond_what_quantization_gives_is_a_warning_listed_first():
+    # The case: fits, native int8, but full precision misses the 50 ms target 6x.
+    result = check_envelope(MINILM, quant(), envelope(1024, latency=50), perf(300), cpu_flags=VNNI)
+    assert result.verdict == "warn"
+    assert result.reasons[0].startswith("warn: latency target missed by 6.0x: p95 300.0 ms")
+    assert result.reasons[1].startswith("memory at int8")  # what was met follows what was not
+
+
+def test_reasons_are_ordered_by_severity_none_hidden():
+    # int4 on CPU (warn: no native kernels) and a 6x latency miss (warn) on a model that fits.
+    result = check_envelope(SMOLLM, quant("int4", "none", group_size=32), envelope(768, latency=50, batch=1, seq=512), perf(300, 1, 512),
+                            cpu_flags=VNNI)
+    severities = ["fail" if r.startswith(("fail:", "does not fit")) else "warn" if r.startswith("warn:") else "fact" for r in result.reasons]
+    assert severities == sorted(severities, key=["fail", "warn", "fact"].index)
+    assert severities.count("warn") == 2
+    failed = check_envelope(SMOLLM, quant("fp8", "none"), envelope(256, latency=50, batch=1, seq=512), perf(300, 1, 512), cpu_flags=VNNI)
+    assert failed.verdict == "fail"
+    assert [r.split(":")[0] for r in failed.reasons[:4]] == ["does not fit", "fail", "fail", "warn"]
+
+
+def test_weight_estimate_counts_what_each_backend_quantizes():
+    # ONNX Runtime dynamic int8 quantizes the embedding Gather too: almost every byte becomes int8.
+    ort = check_envelope(MINILM, QuantSpec(weights="int8", activations="dynamic-int8", group_size=None, backend="onnxruntime",
+                                           calibration=CALIB, samples=8, seed=0), envelope(1024), None, cpu_flags=VNNI)
+    assert 21.5 * MIB < ort.estimates["weights_target_bytes"] < 23 * MIB
+    assert ort.estimates["embedding_parameters_quantized"] == 30522 * 384
+    # torchao quantizes Linear layers only: the 11.7 M embedding weights stay float32.
+    tao = check_envelope(MINILM, quant("int8", "none"), envelope(1024), None, cpu_flags=VNNI)
+    assert tao.estimates["embedding_parameters_quantized"] == 0
+    assert tao.estimates["weights_target_bytes"] > ort.estimates["weights_target_bytes"] + 30 * MIB
+    # ONNX weight-only (MatMulNBits) leaves the embedding Gather alone as well.
+    nbits = check_envelope(MINILM, QuantSpec(weights="int8", activations="none", group_size=32, backend="onnxruntime",
+                                             calibration=CALIB, samples=8, seed=0), envelope(1024), None, cpu_flags=VNNI)
+    assert nbits.estimates["embedding_parameters_quantized"] == 0
+
+
+def test_process_peak_is_not_mistaken_for_activations():
+    # A fresh-process peak (weights + runtime + activations) is shown, the one-forward figure is the activations.
+    base = Performance(device="cpu", batch_size=8, sequence_length=128, latency_p50_ms=70, latency_p95_ms=80, runs=30,
+                       peak_memory_bytes=400 * MIB, footprint_bytes=90_000_000, threads=2, forward_memory_bytes=60 * MIB,
+                       memory_method="peak RSS growth of a fresh process")
+    result = check_envelope(MINILM, quant(), envelope(1024, latency=50), base, cpu_flags=VNNI)
+    assert result.estimates["activation_measured_bytes"] == 60 * MIB
+    assert any("a fresh process measured 400.0 MiB at peak" in r for r in result.reasons)

@@ -63,6 +63,11 @@ def test_text_classification_accuracy_matches_the_logits(minilm_dir, tmp_path):
     losses = torch.nn.functional.cross_entropy(logits, torch.tensor(labels), reduction="none")
     assert [e.score for e in outcome.examples] == pytest.approx((-losses).tolist(), abs=1e-4)
     assert "macro_f1" in outcome.quality.extra
+    # The hardest slice is the longest inputs (ties by id), and its figure is accuracy on them.
+    assert outcome.hardest_ids == ("line-2", "line-4", "line-1")
+    hard = [1, 3, 0]  # their rows
+    assert outcome.quality.hardest == pytest.approx((logits.argmax(-1)[hard] == torch.tensor(labels)[hard]).float().mean().item())
+    assert "the longest inputs" in outcome.hardest_definition
     # Label names resolve through the model's label2id.
     named = tmp_path / "named.tsv"
     named.write_text("".join(f"LABEL_{y}\t{t}\n" for y, t in zip(labels, texts, strict=False)), encoding="utf-8")

@@ -12,6 +12,7 @@ from runners.base import RunnerError
 from runners.datasets import read_examples
 from runners.evaluate import evaluate, most_degraded
 from runners.models import make_forward
+from runners.tasks import overlap_difficulty
 from tests.measure.conftest import stsb_eval
 
 pytestmark = pytest.mark.model
@@ -40,10 +41,12 @@ def test_hardest_slice_is_fixed_at_baseline_and_reused(repo_root, minilm):
     spec = stsb_eval(repo_root, 60)
     base = evaluate(minilm.forward, minilm.tokenizer, spec, None)
     assert len(base.hardest_ids) == 6  # 10 % of 60
-    by_id = {e.id: e.score for e in base.examples}
-    worst = sorted(by_id.values())[:6]
-    assert sorted(by_id[i] for i in base.hardest_ids) == worst
-    assert base.quality.hardest < base.quality.value  # the slice the model finds hard
+    # Chosen from the data: the pairs whose word overlap ranks furthest from their gold score.
+    records = read_examples(spec.dataset, spec.task)
+    gaps = dict(zip((r.id for r in records), overlap_difficulty(records), strict=True))
+    assert sorted(gaps[i] for i in base.hardest_ids) == sorted(gaps.values())[-6:]
+    assert base.hardest_definition.startswith("6 of 60 examples, pairs whose word overlap is most misleading")
+    assert 0 < base.quality.hardest < base.quality.value  # a real (positive) rank correlation, on harder pairs
 
     # A really degraded candidate: noise as large as the weights on every MLP input projection.
     degraded = copy.deepcopy(minilm.model)
@@ -54,6 +57,8 @@ def test_hardest_slice_is_fixed_at_baseline_and_reused(repo_root, minilm):
             weight.add_(torch.randn(weight.shape, generator=generator) * weight.std())
     cand = evaluate(make_forward(degraded, "sentence-similarity"), minilm.tokenizer, spec, base.hardest_ids)
     assert cand.hardest_ids == base.hardest_ids
+    # The model's own errors do not choose the slice: the candidate would have chosen the same pairs.
+    assert evaluate(make_forward(degraded, "sentence-similarity"), minilm.tokenizer, spec, None).hardest_ids == base.hardest_ids
     assert cand.quality.value < base.quality.value
     drops = most_degraded(base.examples, cand.examples, k=5)
     assert 0 < len(drops) <= 5

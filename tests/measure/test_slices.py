@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from runners.base import Example, RunnerInputError
+from runners.datasets import Record
 from runners.evaluate import most_degraded, select_hardest
-from runners.tasks import macro_f1, windows
+from runners.tasks import macro_f1, overlap_difficulty, rare_token_difficulty, windows, word_overlap
 
 
-def test_hardest_slice_is_the_lowest_scores_ties_by_id():
-    examples = tuple(Example(id=f"line-{i}", score=s) for i, s in enumerate([0.0, -0.5, -0.5, -0.1, -0.9, 0.0, -0.2, -0.3, -0.4, -0.05]))
-    assert select_hardest(examples, 0.3) == ("line-4", "line-1", "line-2")
-    assert select_hardest(tuple(reversed(examples)), 0.3) == ("line-4", "line-1", "line-2")  # order-independent
-    assert select_hardest(examples, 0.5) == ("line-4", "line-1", "line-2", "line-8", "line-7")
-    assert len(select_hardest(examples, 0.01)) == 3  # never below three examples
+def test_hardest_slice_is_the_most_difficult_ties_by_id():
+    ids = tuple(f"line-{i}" for i in range(10))
+    difficulty = (0.0, 0.5, 0.5, 0.1, 0.9, 0.0, 0.2, 0.3, 0.4, 0.05)
+    assert select_hardest(ids, difficulty, 0.3) == ("line-4", "line-1", "line-2")
+    assert select_hardest(ids[::-1], difficulty[::-1], 0.3) == ("line-4", "line-1", "line-2")  # order-independent
+    assert select_hardest(ids, difficulty, 0.5) == ("line-4", "line-1", "line-2", "line-8", "line-7")
+    assert len(select_hardest(ids, difficulty, 0.01)) == 3  # never below three examples
+
+
+def test_similarity_difficulty_is_word_overlap_against_gold_not_the_model():
+    rows = [Record(id="a", line=1, text="A man plays a guitar.", text_b="A man plays a guitar.", score=5.0),   # overlap 1, gold top: easy
+            Record(id="b", line=2, text="A cat sleeps.", text_b="Stocks fell sharply.", score=0.0),             # overlap 0, gold bottom: easy
+            Record(id="c", line=3, text="The boy kicked the ball.", text_b="A child booted a football.", score=4.8),  # paraphrase, no shared words
+            Record(id="d", line=4, text="The dog bit the man.", text_b="The man bit the dog.", score=1.0)]     # same words, different meaning
+    assert word_overlap("The dog bit the man.", "The man bit the dog.") == 1.0
+    gaps = overlap_difficulty(rows)
+    assert min(gaps[2], gaps[3]) > max(gaps[0], gaps[1])
+    assert set(select_hardest(tuple(r.id for r in rows), gaps, 0.5)[:2]) == {"c", "d"}
+
+
+def test_rare_token_windows_are_the_hardest_perplexity_windows():
+    # window 0 scores common tokens, window 1 scores tokens seen once
+    ids = [1, 1, 1, 1, 1, 7, 8, 9]
+    spans = [(0, 5, 4), (3, 8, 3)]
+    first, second = rare_token_difficulty(ids, spans)
+    assert first == pytest.approx(-math.log(4 / 7)) and second == pytest.approx(-math.log(1 / 7))
 
 
 def test_most_degraded_lists_only_drops_largest_first():
