@@ -57,8 +57,8 @@ CROSS_FIELD = {
              "manifests/m.yaml:44:34: quantization.protected_layers[1]: 'encoder.layer.[0-': '[' is never closed"),
     "group-size": (("backend: auto", "backend: auto\n  group_size: 48"),
                    "manifests/m.yaml:38:15: quantization.group_size: 48 is not a power of two of at least 8 (e.g. 32, 64, 128)"),
-    "duration": (("latency_p95_ms: 80}", "latency_p95_ms: 80, for: {quality_floor: 10 minutes}}"),
-                 "manifests/m.yaml:51:100: rollback.for.quality_floor: '10 minutes' is not a duration like '5m', '1h30m' or '30s'"),
+    "duration": (("latency_p95_ms: 150}", "latency_p95_ms: 150, for: {quality_floor: 10 minutes}}"),
+                 "manifests/m.yaml:51:101: rollback.for.quality_floor: '10 minutes' is not a duration like '5m', '1h30m' or '30s'"),
     "name": (("name: minilm-stsb", "name: MiniLM_STSB"),
              "manifests/m.yaml:7:9: metadata.name: 'MiniLM_STSB': a name is 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"),
 }
@@ -86,7 +86,7 @@ def test_qat_enabled_needs_manager(repo, demo_text, capsys):
 
 def test_no_rollback_rules_no_on_call(repo, demo_text, capsys):
     text = demo_text.replace('  on_call: ["@acme/ml-oncall"]\n', "").replace(
-        "rollback: {quality_floor: 0.78, error_rate_ceiling: 0.02, latency_p95_ms: 80}\n", "")
+        "rollback: {quality_floor: 0.78, error_rate_ceiling: 0.02, latency_p95_ms: 150}\n", "")
     code, out, err = _run(repo, capsys, text)
     assert code == 0, err
 

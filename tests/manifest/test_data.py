@@ -181,7 +181,7 @@ def test_text_format_needs_only_text(repo, demo_text, capsys):
     write(repo, text)
     code, _, err = validate(capsys, "--root", str(repo), str(repo / "manifests" / "m.yaml"))
     assert code == 2
-    assert err.splitlines()[0] == "manifests/m.yaml:21:11: evaluation.dataset.path: 'data/w.raw' has no examples (the file is empty)"
+    assert err.splitlines()[0] == "manifests/m.yaml:32:11: evaluation.dataset.path: 'data/w.raw' has no examples (the file is empty)"
     (repo / "data" / "w.raw").write_text("One short document.\n")
     code, _, err = validate(capsys, "--root", str(repo), str(repo / "manifests" / "m.yaml"))
     assert code == 0, err
@@ -194,7 +194,7 @@ def test_percent_with_perplexity_asks_for_relative(repo, capsys):
     write(repo, text.replace("  relative: true\n", "").replace("max_drop: 0.05", "max_drop: 5%"))
     code, _, err = validate(capsys, "--root", str(repo), str(repo / "manifests" / "m.yaml"))
     assert code == 2
-    assert err.splitlines()[0] == ("manifests/m.yaml:44:13: gate.max_drop: '5%' is a percentage, but gate drops are in metric units "
+    assert err.splitlines()[0] == ("manifests/m.yaml:55:13: gate.max_drop: '5%' is a percentage, but gate drops are in metric units "
                                    "unless relative: true: set 'relative: true' and write 0.05 (a fraction of 1: 5% of the baseline)")
 
 
