@@ -79,6 +79,9 @@ def _run_child(payload: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    from runners.noise import quiet_model_stack
+
+    quiet_model_stack(int(os.environ.get("QUANTGATE_VERBOSE", "0") or 0))
     """The child: ``python -m runners.reload request.json result.json`` (exit 3 with a message on failure).
 
     Order: import the common stack, start the peak-memory window, load, measure latency (which closes

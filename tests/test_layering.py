@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"errors", "files", "vocabulary", "discover", "__init__"},
 ]
 LEAVES = LAYERS[-1]
-RUNNER_ENTRY = {"runners.base", "runners.registry"}
+RUNNER_ENTRY = {"runners.base", "runners.registry", "runners.noise"}
 #: Besides the leaves, runners may use the artifact store (the serving loader pulls through it).
 RUNNER_MAY_USE = {"store"}
 #: The composition root may also construct the real runner.

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from compiler.playbook.execute import Events
 from compiler.vocabulary import Play
+from runners.noise import quiet_model_stack
 
 HELP = "run the plan: baseline, envelope, ptq, gate, ... and write the lock"
 HEARTBEAT_S = 15.0
@@ -184,57 +185,6 @@ class RichEvents(PlainEvents):
         self.console.print(f"{name}: {summary}", markup=False, highlight=False)
 
 
-# ---------------------------------------------------------------------------------- library noise
-
-#: (message regex, category) of warnings the model stack emits on import that say nothing about the run.
-NOISY_WARNINGS = (
-    (r"`torch\.utils\._pytree\.", FutureWarning),
-    (r".*_pytree.* is deprecated", FutureWarning),
-    (r".*_pytree.* is deprecated", DeprecationWarning),
-    (r".*_pytree.* is deprecated", UserWarning),
-)
-#: logger -> message prefixes: optional native kernels a library could not load (torchao's
-#: ``_C_mxfp8`` on a run that uses ONNX Runtime). A backend that needs them fails loudly on its own.
-NOISY_LOGS = {
-    "torchao": ("Failed to load ", "Skipping import of cpp extensions"),
-    # torchao registers its enums with torch.compile through a path torch now deprecates (a warning log line per enum)
-    "torch.utils._pytree": ("<enum ",),
-}
-
-
-class _DropPrefixes:
-    def __init__(self, prefixes: tuple[str, ...]):
-        self.prefixes = prefixes
-
-    def filter(self, record) -> bool:
-        import logging
-
-        if record.levelno >= logging.ERROR:
-            return True  # never silence a real error
-        return not str(record.msg).startswith(self.prefixes)
-
-
-def quiet_model_stack(verbose: int = 0) -> None:
-    """Filter the known import-time noise of the model stack, before it is imported (this process and,
-    through ``PYTHONWARNINGS``, the fresh processes the runner starts to reload artifacts). Errors are
-    never filtered; ``-v`` keeps everything."""
-    if verbose:
-        return
-    import logging
-    import warnings
-
-    for message, category in NOISY_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
-    for name, prefixes in NOISY_LOGS.items():
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropPrefixes) for f in logger.filters):
-            logger.addFilter(_DropPrefixes(prefixes))
-    inherited = "ignore:`torch.utils._pytree._register_pytree_node` is deprecated:FutureWarning"
-    current = os.environ.get("PYTHONWARNINGS", "")
-    if inherited not in current:
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, inherited]))
-
-
 # ------------------------------------------------------------------------------------------- run
 
 
@@ -276,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     from compiler.errors import QuantgateError
 
     out = args.out
-    quiet_model_stack(out.verbose)
+    quiet_model_stack(out.verbose)  # runners.noise, before the model stack is imported
     paths = out.manifests(list(args.manifests), args.changed, args.root)
     paths = api.manifest_list(paths, args.root)
     if not paths:

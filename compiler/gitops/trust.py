@@ -28,6 +28,8 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from compiler.clients.git import Git
+from compiler.gitops.changed import manifest_name
+from compiler.playbook.lockfile import read_lock
 
 #: a full commit sha
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -135,8 +137,6 @@ def place_results(results: Path, root: Path, manifests: list[str]) -> list[str]:
     """Copy the touched manifests' quantgate files from ``results`` (the downloaded artifact, laid
     out like the repository) into ``root``; the repo-relative paths copied. ``ValueError`` naming
     the path for a symbolic link or a path that leaves its place."""
-    from compiler.gitops.changed import manifest_name
-    from compiler.playbook.lockfile import read_lock
 
     results, root = Path(results), Path(root)
     copied: list[str] = []
