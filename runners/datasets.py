@@ -18,14 +18,12 @@ first N records in file order.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.rows import FORMATS, RowError, iter_rows
 from runners.base import DatasetSpec, RunnerInputError
 
 #: Required and optional column roles per task (mirrors compiler.manifest.model.TASK_COLUMNS).
@@ -117,34 +115,13 @@ def _roles(spec: DatasetSpec, task: str) -> dict[str, Any]:
 
 
 def _rows(spec: DatasetSpec, content: str) -> Iterator[tuple[int, Any]]:
-    """(1-based starting line, row) for each non-blank row."""
-    if spec.format == "tsv":
-        for number, raw in enumerate(content.splitlines(), start=1):
-            if raw.strip():
-                yield number, raw.split("\t")
-    elif spec.format == "csv":
-        reader = csv.reader(io.StringIO(content))
-        start = 1
-        try:
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    yield start, row
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            raise RunnerInputError(f"malformed CSV: {exc}", location=f"{spec.path}:{start}") from exc
-    elif spec.format == "jsonl":
-        for number, raw in enumerate(content.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise RunnerInputError(f"invalid JSON: {exc.msg} (column {exc.colno})", location=f"{spec.path}:{number}") from exc
-            if not isinstance(obj, dict):
-                raise RunnerInputError(f"each line must be a JSON object, not {type(obj).__name__}", location=f"{spec.path}:{number}")
-            yield number, obj
-    else:
+    """(1-based starting line, row) for each non-blank row (``compiler.rows``, shared with validate)."""
+    if spec.format not in FORMATS:
         raise RunnerInputError(f"format: unknown dataset format {spec.format!r}", location=spec.path)
+    try:
+        yield from iter_rows(content, spec.format)
+    except RowError as exc:
+        raise RunnerInputError(exc.message, location=f"{spec.path}:{exc.line}") from exc
 
 
 def _cell(spec: DatasetSpec, header: list[str] | None, line: int, row: Any, role: str, key: Any) -> Any:

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"report"},
     {"playbook"},
     {"manifest", "store", "clients"},
-    {"errors", "files", "vocabulary", "discover", "__init__"},
+    {"errors", "files", "rows", "vocabulary", "discover", "__init__"},
 ]
 LEAVES = LAYERS[-1]
 RUNNER_ENTRY = {"runners.base", "runners.registry", "runners.noise"}

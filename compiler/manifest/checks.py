@@ -10,11 +10,8 @@ materialises, and the pull-request check that validates manifests must not need 
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
-import io
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -26,6 +23,7 @@ from compiler.errors import Problem
 from compiler.manifest.load import LoadedManifest, display
 from compiler.manifest.locate import problem_at
 from compiler.manifest.source import Source
+from compiler.rows import RowError, iter_rows
 
 #: What a user does when a repo-relative model directory is missing.
 SETUP_HINT = "materialise it before `quantgate run` (validate and plan do not need it; in quantgate's own repository: scripts/setup)"
@@ -239,43 +237,11 @@ class _Rows:
 
 
 def _iter_rows(text: str, fmt: str) -> Iterator[tuple[int, Any]]:
-    """``runners.datasets._rows``: tsv splits on tabs (no quoting), csv is the csv module's dialect
-    (a row is located at the line it starts on), jsonl is one object per line; blank rows skipped."""
-    if fmt == "tsv":
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                yield number, raw.split("\t")
-    elif fmt == "csv":
-        reader = csv.reader(io.StringIO(text))
-        start = 1
-        try:
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    yield start, row
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            raise _DataError(start, f"malformed CSV: {exc}") from exc
-    else:  # jsonl
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise _DataError(number, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
-            except RecursionError as exc:
-                raise _DataError(number, "invalid JSON: nested too deeply") from exc
-            if not isinstance(obj, dict):
-                raise _DataError(number, f"each line must be a JSON object ({{\"key\": value, ...}}), not {_json_kind(obj)}")
-            yield number, obj
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {list: "a list", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    """``compiler.rows.iter_rows`` (the runner reads the same way), its errors as ``_DataError``."""
+    try:
+        yield from iter_rows(text, fmt)
+    except RowError as exc:
+        raise _DataError(exc.line, exc.message) from exc
 
 
 def _read_data(path: Path) -> tuple[str, Any]:

@@ -15,8 +15,6 @@ compiler never loads, so windows are named by index only.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 from compiler.discover import find_repo_root
 from compiler.files import file_sha256
+from compiler.rows import RowError, iter_rows
 
 #: What one example is called, and what its per-example score means, per task (docs/measuring.md).
 EXAMPLE_NOUN = {"sentence-similarity": "pairs", "text-classification": "examples", "causal-lm": "windows"}
@@ -101,14 +100,10 @@ def truncate(text: str, limit: int = TEXT_CHARS) -> str:
 
 
 def _csv_rows(content: str):
-    reader = csv.reader(io.StringIO(content))
-    start = 1
+    """The rows as the runner read them (``compiler.rows``); a malformed file shows no text."""
     try:
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                yield start, row
-            start = reader.line_num + 1
-    except csv.Error:
+        yield from iter_rows(content, "csv")
+    except RowError:
         return
 
 
