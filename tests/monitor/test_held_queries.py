@@ -44,20 +44,20 @@ def test_held_queries_see_a_sustained_breach_and_ignore_a_short_spike(tmp_path):
         # errors: 30 of 1000 requests a minute fail all along (0.03 > 0.02) -> held
         {"series": f"quantgate_requests_total{{{sel}}}", "values": "0+1000x20"},
         {"series": f"quantgate_requests_failed_total{{{sel}}}", "values": "0+30x20"},
-        # latency: every request in the bucket le=0.1s (p95 = 95 ms > 80 ms) -> held
-        {"series": f'quantgate_request_duration_seconds_bucket{{{sel},le="0.1"}}', "values": "0+100x20"},
+        # latency: every request in the bucket le=0.2s (p95 = 190 ms > 150 ms) -> held
+        {"series": f'quantgate_request_duration_seconds_bucket{{{sel},le="0.2"}}', "values": "0+100x20"},
         {"series": f'quantgate_request_duration_seconds_bucket{{{sel},le="+Inf"}}', "values": "0+100x20"},
     ]
     checks = [
         # The best quality in the last 10m is still the healthy 0.86: not (yet) a breach.
         {"expr": _held(rules["quality_floor"]), "eval_time": "19m", "exp_samples": [{"labels": f"{{{sel}}}", "value": 0.86}]},
         {"expr": _held(rules["error_rate_ceiling"]), "eval_time": "19m", "exp_samples": [{"labels": "{}", "value": 0.03}]},
-        {"expr": _held(rules["latency_p95_ms"]), "eval_time": "19m", "exp_samples": [{"labels": "{}", "value": 95}]},
+        {"expr": _held(rules["latency_p95_ms"]), "eval_time": "19m", "exp_samples": [{"labels": "{}", "value": 190}]},
     ]
     done = _run(tmp_path, series, checks)
     assert done.returncode == 0, done.stdout + done.stderr
     assert rules["quality_floor"].breached(0.86) is False
-    assert rules["error_rate_ceiling"].breached(0.03) and rules["latency_p95_ms"].breached(95)
+    assert rules["error_rate_ceiling"].breached(0.03) and rules["latency_p95_ms"].breached(190)
 
 
 def test_held_query_expectations_can_fail(tmp_path):

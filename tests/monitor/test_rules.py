@@ -45,7 +45,7 @@ def test_one_alert_per_rule_with_owners_thresholds_and_for():
     assert set(alerts) == {"quality_floor", "error_rate_ceiling", "latency_p95_ms"}
     assert alerts["quality_floor"]["expr"] == '(quantgate_model_quality{model="minilm-stsb"}) < 0.78'
     assert alerts["error_rate_ceiling"]["expr"].endswith(") > 0.02")
-    assert alerts["latency_p95_ms"]["expr"].endswith(" * 1000) > 80")
+    assert alerts["latency_p95_ms"]["expr"].endswith(" * 1000) > 150")
     assert [alerts[r]["for"] for r in rules.RULES] == ["10m", "5m", "5m"]
     for alert in alerts.values():
         assert alert["labels"]["manifest"] == "minilm-stsb"
@@ -62,7 +62,7 @@ def test_promtool_test_catches_rules_that_do_not_match_the_manifest():
     tests = rules.synthetic_tests(manifest, compiled)
     for alert in compiled["groups"][0]["rules"]:
         if alert["labels"]["rollback_rule"] == "latency_p95_ms":
-            alert["expr"] = alert["expr"].replace("> 80", "> 800")
+            alert["expr"] = alert["expr"].replace("> 150", "> 1500")
     failures = rules.promtool_check(rules.dump_rules(compiled), tests, PROMTOOL)
     assert len(failures) == 1 and "QuantgateLatencyP95" in failures[0]
 

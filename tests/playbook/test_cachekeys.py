@@ -25,11 +25,12 @@ def keys(text: str = MANIFEST, facts: Facts = FACTS, sha: str = "f" * 64) -> dic
 
 # Pinned: a change here means every journal and lock in the wild stops matching. If that is
 # intended, bump cachekeys.CACHE_VERSION and update these values in the same change.
+#: Pinned at CACHE_VERSION 2 (the hardest slice, peak memory and the envelope estimate changed meaning).
 GOLDEN = {
-    "baseline": "40e8ba91b03cda1a53bc5c3b0f992dcb12a1a3eb394fd0fe9d822145aa8aa2a4",
-    "envelope": "04c17820d86f869f0e644c7072778321f89a4f87cab502d3e80acdcc4ce6a8e4",
-    "ptq": "1ee5a12aa4efbfb566f6716b350efea67147ab496d6db12a6a98250e88eee0bd",
-    "monitor": "c1419ca0a9addcdec2ca30a35f37aa449be22b868586aa9d981e8b924cf62f5f",
+    "baseline": "530d558377a345a329d350b36778dcfd642c492588f3ac51d74225ffee9d73e4",
+    "envelope": "6185f4d57e378e52abe313107901f0ed6eb0042db406aca5210d4c66f6258c0e",
+    "ptq": "faaa4e80b413fdd095833827568d578b9d687b5166b39d21ed7203a1b87668d2",
+    "monitor": "124a70f84caa71d358e3a23a731fba5a659958c5f31bd36af3193d2c7765f784",
 }
 
 
@@ -82,7 +83,7 @@ def test_hub_revision_change_reuses_the_envelope():
 @pytest.mark.parametrize("field,expected", [
     ("evaluation_sha256", {"baseline", "ptq", "gate", "mixed_precision", "qat", "lock"}),
     ("calibration_sha256", {"ptq", "gate", "mixed_precision", "qat", "lock"}),
-    ("backend", {"ptq", "gate", "mixed_precision", "qat", "lock"}),
+    ("backend", {"envelope", "ptq", "gate", "mixed_precision", "qat", "lock"}),  # the envelope estimate depends on it
 ])
 def test_data_and_backend_feed_exactly_their_plays(field, expected):
     values = dict(FACTS.__dict__)

@@ -33,7 +33,7 @@ quantization:
   calibration:
     dataset: {path: data/stsb/sts-train.tsv, format: tsv, columns: {score: 4, text_a: 5, text_b: 6}, limit: 16}
     samples: 8
-gate: {max_drop: 0.02, hardest_max_drop: 0.1, close_margin: 0.1}
+gate: {max_drop: 0.02, hardest_max_drop: 0.1, close_margin: 0.1, accept_wrong_move: "tests the run mechanics on a model that fits anyway"}
 """
 
 

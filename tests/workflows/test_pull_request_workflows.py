@@ -79,7 +79,9 @@ def _manifest_text(max_drop: str = "0.5") -> str:
         "  sequence_length: 128\n": "  sequence_length: 64\n",
         "max_drop: 0.01": f"max_drop: {max_drop}",
         "hardest_max_drop: 0.03": "hardest_max_drop: 1.0",
-        "close_margin: 0.03": "close_margin: 1.0",
+        # a tiny model fits anywhere and there is no latency target: the envelope calls quantizing it a
+        # wrong move, so the manifest accepts that in writing (the workflows are what is under test)
+        "close_margin: 0.03": "close_margin: 1.0\n  accept_wrong_move: the workflows are under test, not the deployment",
         "quality_floor: 0.78": "quality_floor: 0.0",
     }.items():
         assert old in text, old
