@@ -132,6 +132,10 @@ def _candidate_result(lock: dict, play: str) -> dict:
     return result
 
 
+#: How the gate records a wrong move the manifest accepted in writing (compiler.playbook.gate).
+ACCEPTED = "accepted in writing by gate.accept_wrong_move: "
+
+
 def _judgments(lock: dict) -> list[dict]:
     return _result(lock, "gate").get("judgments") or []
 
@@ -418,7 +422,7 @@ def report_view(lock: Any, plan: Any | None = None, root: Path | None = None) ->
     view["stale"] = bool(lock and plan and plan.get("manifest_sha256") and plan["manifest_sha256"] != lock["manifest"]["sha256"])
     view["rerun"] = [p["name"] for p in (plan or {}).get("plays") or [] if p.get("status") == "run"]
     if lock is None:
-        view.update(rows=[], facts={}, points=[], judgments=[], envelope=None, curve=[], sensitivity=[], why=[],
+        view.update(accepted=None, rows=[], facts={}, points=[], judgments=[], envelope=None, curve=[], sensitivity=[], why=[],
                     degraded={"rows": []}, environment=None, final=None, by_play=[], evaluations=None, next_step=None,
                     manifest=None, protected=[], mermaid=None, what="")
         view["verdict"], view["decision"] = _headline(None, plan, None, "")
@@ -447,6 +451,9 @@ def report_view(lock: Any, plan: Any | None = None, root: Path | None = None) ->
     view["manifest"] = lock.get("manifest")
     view["results_sha256"] = lock.get("results_sha256")
     view["mermaid"] = mermaid_tradeoff(view["points"], view["facts"], view["judgments"], candidate)
+    # A wrong move locked only because the manifest says why: the reviewers see that reason up front.
+    view["accepted"] = next((w.split(": ", 1)[1].strip("'\"") for j in _judgments(lock) if j.get("candidate") == candidate
+                             for w in j.get("warnings") or [] if w.startswith(ACCEPTED)), None)
     return view
 
 

@@ -137,3 +137,14 @@ def test_degraded_examples_show_their_text_inert(repo):
     assert_inert(body)
     report = render_report_markdown(read_lock(repo.lock), root=repo.root)
     assert "⟷ the second senten" in report
+
+
+def test_an_accepted_wrong_move_shows_its_written_reason_before_the_table(repo):
+    # The envelope calls it a wrong move; the manifest accepts it in writing. Reviewers must read the
+    # reason they are signing next to the decision, not inside a folded section.
+    repo.edit("close_margin: 0.03", "close_margin: 0.03\n  accept_wrong_move: a worked example, not a deployment")
+    body = comment(repo, Script(envelope="wrong-move"))
+    head = blocks(body)[: [b.kind for b in blocks(body)].index("table")]
+    accepted = [b.text for b in head if "gate.accept_wrong_move" in b.text]
+    assert accepted and accepted[0].endswith("a worked example, not a deployment"), [b.text for b in head]
+    assert "Envelope: wrong-move" in " ".join(b.text for b in head)
