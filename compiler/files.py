@@ -5,6 +5,7 @@ the atomic write every writer uses. A leaf: imports nothing from quantgate, so e
 - ``file_sha256``: sha256 of a file's bytes, streamed.
 - ``directory_sha256``: a model directory's content hash (canonical JSON of {relative path: sha256}),
   the ``files_sha256`` a lock records for a local model.
+- ``artifact_slug``: the folder name artifacts of a model source live under (``<slug>/<sha256>``).
 - ``artifact_sha256``: an artifact's address, sha256 over sorted ``name\\0sha256\\n`` lines
   (``runners.artifacts``, the store and ``verify`` all combine per-file hashes this way).
 - ``canonical_json``: sorted keys, no spaces, UTF-8, no NaN: the input of every hash.
@@ -18,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,12 @@ def listing(folder: Path) -> dict[str, str]:
 def directory_sha256(folder: Path) -> str:
     """Content hash of a directory: sha256 over canonical JSON of {relative path: file sha256}."""
     return sha256_of(listing(folder))
+
+
+def artifact_slug(source: str) -> str:
+    """The folder artifacts of a model source live under: its last path component, lowercased."""
+    tail = source.rstrip("/").split("/")[-1] or "model"
+    return re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-.") or "model"
 
 
 def artifact_sha256(files: dict[str, str]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,12 +31,6 @@ from runners.base import Artifact, RunnerError
 
 RECORD_FILE = "artifact.json"
 SCHEMA = 1
-
-
-def slug(source: str) -> str:
-    """A directory name for a model source: its last path component, lowercased."""
-    tail = source.rstrip("/").split("/")[-1] or "model"
-    return re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-.") or "model"
 
 
 def versions(*distributions: str) -> dict[str, str]:

@@ -162,7 +162,8 @@ class Quantizer:
     def save(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None,
              candidate: Any = None) -> tuple[Any, Artifact]:
         """Quantize (unless ``candidate`` is given) and write the content-addressed artifact."""
-        from runners.artifacts import save_tokenizer, slug, versions, write_artifact
+        from compiler.files import artifact_slug
+        from runners.artifacts import save_tokenizer, versions, write_artifact
 
         plan = self.plan(tuple(n for n in self.layers if n in set(protected)))
         self.progress(0, 0, f"{method}: quantize with {self.quant.backend}")
@@ -183,7 +184,7 @@ class Quantizer:
             save_tokenizer(self.loaded.tokenizer, directory)
             return candidate.save(directory)
 
-        return plan, write_artifact(self.artifact_root, slug(self.spec.source), backend.capabilities.artifact_format, record, write)
+        return plan, write_artifact(self.artifact_root, artifact_slug(self.spec.source), backend.capabilities.artifact_format, record, write)
 
     def build(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None,
               play_used_calibration: bool = False) -> CandidateResult:

@@ -29,8 +29,8 @@ from compiler.clients.github import PullCommit, parse_team
 from compiler.discover import MANIFEST_DIR, REPO_CONFIG, manifest_paths
 from compiler.errors import InvalidInput, Problem
 from compiler.gitops.changed import references
-from compiler.manifest.load import load_manifest, parse_yaml
-from compiler.manifest.locate import model_problems
+from compiler.manifest import load
+from compiler.manifest.load import load_manifest
 from compiler.manifest.model import Owners
 from compiler.manifest.repo_config import RepoConfig
 from compiler.manifest.source import Source
@@ -51,17 +51,9 @@ def _known(repo: Git, commit: str) -> str:
 
 
 def parse_repo_config(text: str, shown: str) -> RepoConfig:
-    """``quantgate.yaml`` from its text; ``InvalidInput`` locating each problem."""
-    source = Source(shown, text)
-    tree = parse_yaml(source)
-    if tree is None:
-        return RepoConfig()
-    if not isinstance(tree, dict):
-        raise InvalidInput(source.problem("quantgate.yaml must be a mapping of settings", 1, 1))
-    config, problems = model_problems(source, tree, RepoConfig)
-    if problems:
-        raise InvalidInput(problems)
-    return config
+    """``quantgate.yaml`` from its text (``compiler.manifest.load.parse_repo_config``, the same rules
+    as the working tree's); ``InvalidInput`` locating each problem."""
+    return load.parse_repo_config(Source(shown, text))
 
 
 def policy_at(repo: Git, commit: str) -> RepoConfig:

@@ -459,6 +459,12 @@ def load_repo_config(root: Path):
     if not path.exists():
         return RepoConfig()
     _, source = read_source(path, display(path, root))
+    return parse_repo_config(source)
+
+
+def parse_repo_config(source: Source) -> RepoConfig:
+    """``quantgate.yaml`` from its text (the working tree's, or a base commit's): every bad-input
+    class reported and located as for manifests; all defaults when empty."""
     problems = text_problems(source)
     if problems:
         raise InvalidInput(problems)

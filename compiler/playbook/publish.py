@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.errors import InvalidInput, Problem, Refused
-from compiler.files import artifact_sha256, listing, sha256_of
+from compiler.files import artifact_sha256, artifact_slug, listing, sha256_of
 from compiler.playbook.lockfile import read_lock, write_lock
 from compiler.playbook.lockmodel import HubModel, Lock, StoredArtifact
 from compiler.playbook.provenance import provenance, record_results
@@ -32,16 +32,8 @@ QUANTIZED_DIR = "quantized"
 FULL_PRECISION_DIR = "full-precision"
 
 
-def model_slug(source: str) -> str:
-    """A store slug for a model source: its last path component, lowercased (``runners.artifacts.slug``)."""
-    import re
-
-    tail = source.rstrip("/").split("/")[-1] or "model"
-    return re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-.") or "model"
-
-
 def _slug_of(lock: Lock) -> str:
-    return Path(lock.final.artifact.path).parent.name if lock.final else model_slug(lock.inputs.model.source)
+    return Path(lock.final.artifact.path).parent.name if lock.final else artifact_slug(lock.inputs.model.source)
 
 
 def combine_problems(lock: Lock) -> list[str]:
@@ -107,7 +99,7 @@ def push_lock(loaded, lock_file: Path, store: Store, where: dict[str, str] | Non
         if sha256_of(files) != lock.inputs.model.files_sha256:
             raise Refused(f"{model.source} is not the model that was locked (its files hash to {sha256_of(files)[:12]}, "
                           f"the lock records {str(lock.inputs.model.files_sha256)[:12]}); re-run `quantgate run`")
-        base_slug, base_sha = model_slug(model.source), artifact_sha256(files)
+        base_slug, base_sha = artifact_slug(model.source), artifact_sha256(files)
         sized = {name: (folder / name).stat().st_size for name in files}
         pushed_base = push(store, folder, base_slug, base_sha, files)
         _tally(out, base_slug, base_sha, pushed_base)
