@@ -149,12 +149,12 @@ def run(path: Path, runner=None, events=None, root: Path | None = None, wait_s: 
         previous = read_lock(target)
         journal = Journal(loaded.root, name)
         known_lock, known_journal = (previous, journal) if force is None else _forgetting(previous, journal, forced_plays(force))
-        the_plan = make_plan(loaded, known_lock, known_journal, trusted_by_store(loaded.root, known_lock))
+        policy = repo_policy(loaded.root)  # at $QUANTGATE_POLICY_REF in CI: the base branch's
+        the_plan = make_plan(loaded, known_lock, known_journal, trusted_by_store(loaded.root, known_lock, policy))
         if runner is None:
             from runners.local import LocalRunner
 
             runner = LocalRunner()
-        policy = repo_policy(loaded.root)  # at $QUANTGATE_POLICY_REF in CI: the base branch's
         outcome = execute(the_plan, loaded.root, runner, known_journal, known_lock, events, tuple(policy.pickle_allowed))
         written = write_lock(target, build_lock(the_plan, outcome, previous, manifest_sections(loaded)))
         lock = read_lock(target).data()
@@ -229,12 +229,14 @@ def verify(paths: list[Path] | None = None, root: Path | None = None, remote: bo
 # ----------------------------------------------------------------- the artifact store (play 7 beyond this machine)
 
 
-def trusted_by_store(root: Path, lock) -> dict[str, bool] | None:
+def trusted_by_store(root: Path, lock, policy=None) -> dict[str, bool] | None:
     """With a store configured: play -> whether the lock's result is the one CI recorded there (a
-    play is cached only then). Without one: None (the lock is taken as written, unverified)."""
+    play is cached only then). Without one: None (the lock is taken as written, unverified).
+    The store is repository policy (``repo_policy``, the base branch's in CI): a pull request that
+    named a store of its own would have it vouch for forged results."""
     from compiler.playbook.provenance import trusted_results
 
-    config = load_repo_config(Path(root))
+    config = policy if policy is not None else repo_policy(Path(root))
     if not config.artifacts.store:
         return None
     return trusted_results(lock, open_store(config.artifacts.store, Path(root)))

@@ -107,3 +107,25 @@ def test_without_a_store_results_are_unverified_and_said_so(backend, capsys):
     assert plan.to_dict()["provenance"] == "unverified: no store"
     assert main(["verify", str(repo.manifest), "--root", str(repo.root), "--provenance"]) == 2
     assert "needs a store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["file"], indirect=True)
+def test_a_pull_request_cannot_name_the_store_that_vouches_for_its_results(backend, monkeypatch, tmp_path):
+    # The attack: forge the lock, record the forged results in a store of one's own, and point the
+    # PR's quantgate.yaml at it. The store is repository policy, read at the base commit in CI.
+    import subprocess
+
+    repo = published(backend)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(repo.root)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base", "--no-verify"], check=True)
+    base = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    forge(repo)
+    (repo.root / "quantgate.yaml").write_text(f"artifacts: {{store: {'file://' + str(tmp_path / 'mine')!r}}}\n")
+    assert main(["push", str(repo.manifest), "--root", str(repo.root)]) == 0  # the forged results, "recorded"
+    fresh_clone_journal(repo)
+    assert api.plan(repo.manifest, repo.root).play("ptq").status == "cached"  # what the PR's own policy says
+    monkeypatch.setenv("QUANTGATE_POLICY_REF", base)
+    plan = api.plan(repo.manifest, repo.root)
+    assert plan.play("ptq").status == "run" and "not the one CI recorded" in plan.play("ptq").why
