@@ -1,6 +1,9 @@
 """Every backend and mode on the demo model, side by side with fp32 in the same run.
 
     .venv/bin/python bench/backends.py [--limit N] [--modes onnxruntime:int8:dynamic-int8,...] [--quick]
+    .venv/bin/python bench/backends.py --model smollm2 [--limit 64] [--calibration-windows 128] [--quick]
+
+``--model smollm2``: round-to-nearest int4 against GPTQ int4 on SmolLM2-135M (``bench/causal_lm.py``).
 
 For MiniLM (all-MiniLM-L6-v2) on data/stsb/sts-test.tsv (all 879 pairs unless ``--limit``), at the
 demo manifest's envelope (batch 8 x 128 tokens, CPU), prints one table:
@@ -36,17 +39,27 @@ sys.path.insert(0, str(ROOT))
 from runners.base import BaselineResult, DatasetSpec, EnvelopeSpec, EvalSpec, ModelSpec, QuantSpec  # noqa: E402
 from runners.registry import BACKENDS  # noqa: E402
 
-#: Every declared (backend, weights, activations) mode, in registration order.
-MODES = tuple((name, w, a) for name, backend in BACKENDS.items() for w, a in backend.capabilities.modes)
+#: Every declared (backend, weights, activations) mode for the encoder on a CPU, in registration order.
+MODES = tuple((name, w, a) for name, backend in BACKENDS.items() for w, a in backend.capabilities.modes
+              if "sentence-similarity" in backend.capabilities.tasks and "cpu" in backend.capabilities.devices)
 COS_SENTENCES = 256
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N pairs (default: all)")
+    parser.add_argument("--model", choices=("minilm", "smollm2"), default="minilm",
+                        help="minilm: every encoder mode (default); smollm2: int4 round-to-nearest vs GPTQ on the causal LM")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N pairs / windows (default: all; smollm2: 64)")
     parser.add_argument("--modes", default=None, help="comma-separated backend:weights:activations (default: all)")
+    parser.add_argument("--calibration-windows", type=int, default=128, help="smollm2: GPTQ calibration windows")
+    parser.add_argument("--sequence-length", type=int, default=512, help="smollm2: tokens per window")
+    parser.add_argument("--group-size", type=int, default=64, help="smollm2: int4 group size")
     parser.add_argument("--quick", action="store_true", help="short latency protocol (5 runs) for a smoke run")
     args = parser.parse_args()
+    if args.model == "smollm2":
+        from bench.causal_lm import compare_int4
+
+        return compare_int4(args)
     modes = [tuple(m.split(":")) for m in args.modes.split(",")] if args.modes else list(MODES)
 
     from runners.artifacts import load_artifact

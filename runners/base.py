@@ -104,6 +104,7 @@ class DatasetSpec:
     columns: dict[str, Any] = field(default_factory=dict)  # role -> index or name
     header: bool = False
     limit: int | None = None
+    skip: int = 0  # examples (format text: windows) passed over before any is used
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,16 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class GenerationSpec:
+    """Greedy replies to a fixed prompt set (causal-lm), compared between baseline and candidate."""
+
+    prompts: DatasetSpec  # a 'prompt' column (and optionally 'id')
+    max_new_tokens: int
+    compare_tokens: int  # N: a prompt agrees when the first N generated tokens equal the baseline's
+    format: str = "none"  # none | json (runners.generate.format_valid)
+
+
+@dataclass(frozen=True)
 class EvalSpec:
     task: str
     metric: str
@@ -126,6 +137,8 @@ class EvalSpec:
     batch_size: int
     sequence_length: int
     stride: int | None = None
+    position_buckets: int = 0  # causal-lm text: perplexity per position bucket (0: none)
+    generation: GenerationSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,11 @@ class EnvelopeSpec:
     latency_p95_ms: float | None
 
 
+#: The calibration fit below which a calibration set is flagged (manifest default; docs/manifest.md
+#: gives the measurements behind it).
+DEFAULT_MIN_FIT = 0.6
+
+
 @dataclass(frozen=True)
 class QuantSpec:
     weights: str  # int8 | int4 | fp8
@@ -148,6 +166,10 @@ class QuantSpec:
     samples: int
     seed: int
     protected_layers: tuple[str, ...] = ()
+    algorithm: str = "rtn"  # runners.registry.ALGORITHMS
+    min_fit: float = DEFAULT_MIN_FIT  # calibration fit below this is low (runners.calibration_fit)
+    on_low_fit: str = "warn"  # warn | fail: what a low fit does to the ptq play
+    production: DatasetSpec | None = None  # a sample of production inputs the calibration set must also fit
 
 
 @dataclass(frozen=True)
@@ -232,6 +254,14 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """One prompt's greedy reply: the generated token ids (ending with EOS when the model ended it)."""
+
+    id: str
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class BaselineResult:
     weights_sha256: str  # canonical hash over tensors, not file bytes
     model_info: ModelInfo
@@ -242,6 +272,7 @@ class BaselineResult:
     environment: Environment
     data_sha256: str  # of the evaluation file
     hardest_definition: str = ""  # the hardest slice in words ("88 of 879 examples, pairs whose ...")
+    generations: tuple[Generated, ...] = ()  # evaluation.generation: the replies candidates are compared with (journal only, like examples)
 
 
 @dataclass(frozen=True)
@@ -272,6 +303,33 @@ class Degraded:
 
 
 @dataclass(frozen=True)
+class FitComparison:
+    """The calibration set against one other set (``runners.calibration_fit``). Each component is a
+    Bhattacharyya overlap in [0, 1] (1: indistinguishable); ``fit`` is their product."""
+
+    against: str  # evaluation | production
+    fit: float
+    length: float  # overlap of the per-segment characters-per-token (and, for rows, token-count) distributions
+    unknown: float  # overlap of the per-segment unknown / byte-fallback token rates
+    hidden: float  # overlap of the segments' mean hidden states at the first layers
+    segments: tuple[int, int]  # segments compared (calibration, other)
+    chars_per_token: tuple[float, float]  # mean (calibration, other)
+    unknown_rate: tuple[float, float]  # share of unknown / byte-fallback tokens (calibration, other)
+    hidden_shift: float  # mean over dimensions of the squared, bias-corrected mean shift in within-set standard deviations
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """How well the calibration set matches the workload, in the model's own terms."""
+
+    fit: float  # the lowest comparison's fit, in [0, 1]; 1 = the same distribution
+    min_fit: float  # the manifest's threshold when measured
+    low: bool  # fit < min_fit
+    layers: tuple[int, ...]  # hidden-state layers compared (1 = the first block's output)
+    comparisons: tuple[FitComparison, ...]
+
+
+@dataclass(frozen=True)
 class CandidateResult:
     method: str  # ptq | mixed_precision | qat
     backend: str
@@ -285,6 +343,7 @@ class CandidateResult:
     quality: Quality  # measured on the artifact as reloaded in a fresh process
     performance: Performance
     most_degraded: tuple[Degraded, ...] = ()
+    calibration_fit: CalibrationFit | None = None  # ptq: measured before quantizing
 
 
 @dataclass(frozen=True)

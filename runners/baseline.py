@@ -37,4 +37,5 @@ def run_baseline(model: ModelSpec, evaluation: EvalSpec, envelope: EnvelopeSpec,
         environment=environment(envelope.device, performance.threads),
         data_sha256=file_sha256(evaluation.dataset.path),
         hardest_definition=outcome.hardest_definition,
+        generations=outcome.generations,
     )

@@ -9,7 +9,7 @@ Formats:
 
 ``columns`` maps a task role (``score``, ``text_a``, ``text_b``, ``label``, ``text``, ``prompt``,
 ``completion``, ``id``) to a 0-based column index, or to a column name when ``header`` is set (tsv,
-csv) or for jsonl. Extra columns are ignored. Blank lines are skipped.
+csv) or for jsonl. Extra columns are ignored. Blank lines are seen.
 
 Example ids are stable: the ``id`` column when mapped, else ``line-<n>`` with the 1-based line the
 row starts on. A malformed row is a ``RunnerInputError`` located ``path:line``. ``limit`` keeps the
@@ -80,9 +80,13 @@ def read_examples(spec: DatasetSpec, task: str) -> list[Record]:
         rows = _rows(spec, content)
         records = []
         header: list[str] | None = None
+        seen = 0
         for line, row in rows:
             if header is None and spec.header and spec.format != "jsonl":
                 header = [str(c).strip() for c in row]
+                continue
+            seen += 1
+            if seen <= spec.skip:
                 continue
             records.append(_record(spec, task, roles, header, line, row))
             if spec.limit is not None and len(records) >= spec.limit:

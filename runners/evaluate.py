@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runners.base import Degraded, EvalSpec, Example, Progress, Quality, RunnerError, no_progress
+from runners.base import Degraded, EvalSpec, Example, Generated, Progress, Quality, RunnerError, no_progress
 from runners.datasets import read_examples
 from runners.tasks import score_records
 
@@ -32,20 +32,25 @@ class EvalOutcome:
     examples: tuple[Example, ...]
     hardest_ids: tuple[str, ...]
     hardest_definition: str = ""
+    generations: tuple[Generated, ...] = ()  # spec.generation: the greedy replies (runners.generate)
 
 
 def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[str, ...] | None,
-             progress: Progress = no_progress, *, label2id: dict[str, int] | None = None) -> EvalOutcome:
+             progress: Progress = no_progress, *, label2id: dict[str, int] | None = None,
+             baseline_generations: tuple[Generated, ...] | None = None, generate: bool = True) -> EvalOutcome:
     """Score every example of ``spec.dataset`` and summarise it as ``Quality``.
 
     ``label2id`` maps text-classification label names to class indices (the model config's); without
-    it labels must be 0-based class indices.
+    it labels must be 0-based class indices. With ``spec.generation`` and ``generate`` the greedy
+    replies are generated too (``runners.generate``): their format-valid rate, and with
+    ``baseline_generations`` their agreement with the baseline's, go into ``Quality.extra``.
     """
     records = read_examples(spec.dataset, spec.task)
     scored = score_records(spec.task, forward, tokenizer, records, batch_size=spec.batch_size,
                            sequence_length=spec.sequence_length, dataset_format=spec.dataset.format,
                            source=spec.dataset.path, stride=spec.stride,
-                           limit=spec.dataset.limit, label2id=label2id, progress=progress)
+                           limit=spec.dataset.limit, skip=spec.dataset.skip, label2id=label2id, progress=progress,
+                           position_buckets=spec.position_buckets)
     examples = tuple(Example(id=i, score=float(s)) for i, s in zip(scored.ids, scored.scores, strict=False))
     if hardest_ids is None:
         hardest_ids = select_hardest(scored.ids, scored.difficulty, spec.hardest_fraction)
@@ -60,10 +65,21 @@ def evaluate(forward: Any, tokenizer: Any, spec: EvalSpec, hardest_ids: tuple[st
         raise RunnerError(f"evaluation.metric: {spec.metric!r} is not computed for this data (available: {', '.join(overall)})")
     extra = {k: v for k, v in overall.items() if k != spec.metric}
     extra.update({f"hardest_{k}": v for k, v in hardest.items() if k != spec.metric})
+    extra.update(scored.extra)
+    generations: tuple[Generated, ...] = ()
+    if spec.generation is not None and generate:
+        from runners.generate import score_generation
+
+        progress(0, 0, "greedy generation")
+        generated = score_generation(forward, tokenizer, spec.generation, batch_size=spec.batch_size,
+                                     sequence_length=spec.sequence_length, baseline=baseline_generations)
+        generations = generated.generations
+        extra.update(generated.extra)
     quality = Quality(metric=spec.metric, value=overall[spec.metric], hardest=hardest[spec.metric],
                       n_examples=len(examples), extra=extra)
     definition = f"{len(hardest_ids)} of {len(examples)} examples, {scored.hardest_definition}" if scored.hardest_definition else ""
-    return EvalOutcome(quality=quality, examples=examples, hardest_ids=tuple(hardest_ids), hardest_definition=definition)
+    return EvalOutcome(quality=quality, examples=examples, hardest_ids=tuple(hardest_ids), hardest_definition=definition,
+                       generations=generations)
 
 
 def select_hardest(ids: Sequence[str], difficulty: Sequence[float], fraction: float) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ loads, so the runner refuses exactly what the planner refuses, in the same words
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import random
@@ -32,6 +33,7 @@ from compiler.files import file_sha256
 from runners.base import (
     Artifact,
     BaselineResult,
+    CalibrationFit,
     CandidateResult,
     EnvelopeSpec,
     EvalSpec,
@@ -52,6 +54,7 @@ class Calibration:
     samples: int  # records drawn
     sha256: str  # of the calibration file
     seed: int
+    windows: bool = False  # format text: each record is one window of tokens (``window_calibration``)
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -71,15 +74,40 @@ def draw_calibration(quant: QuantSpec, task: str) -> Calibration:
                        sha256=file_sha256(quant.calibration.path), seed=quant.seed)
 
 
+def window_calibration(calibration: Calibration, quant: QuantSpec, tokenizer: Any, length: int) -> Calibration:
+    """Format text: the document cut end to end into windows of ``length`` tokens, the first
+    ``calibration.skip`` passed over, ``samples`` windows drawn with ``random.Random(seed)``, in file
+    order; each becomes a record holding the window's text (what every backend's prepare receives)."""
+    text = "".join(r.text for r in calibration.records)
+    ids = tokenizer(text, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    spans = [(b, b + length) for b in range(0, len(ids) - length + 1, length)]
+    usable = spans[quant.calibration.skip:]
+    if not usable:
+        raise RunnerInputError(f"quantization.calibration: the text holds {len(spans)} windows of {length} tokens and skip passes over "
+                               f"{quant.calibration.skip}: none is left to calibrate on", quant.calibration.path)
+    chosen = sorted(random.Random(quant.seed).sample(range(len(usable)), min(quant.samples, len(usable))))
+    skip = quant.calibration.skip
+    records = tuple(Record(id=f"window-{skip + i}", text=tokenizer.decode(ids[usable[i][0]:usable[i][1]]), line=1) for i in chosen)
+    return dataclasses.replace(calibration, records=records, samples=len(records), windows=True)
+
+
+def shape_protected(layers: tuple[str, ...], columns: dict[str, int], weights: str, group: int | None) -> tuple[str, ...]:
+    """Layers whose input width is not a multiple of the weight group size: no backend can group them,
+    so they stay at full precision (reported and recorded as ``shape_protected``)."""
+    if weights not in ("int4", "int8") or not group:
+        return ()
+    return tuple(n for n in layers if columns[n] % group)
+
+
 def check_capabilities(quant: QuantSpec, task: str, method: str, device: str | None) -> None:
     """``RunnerInputError`` when the backend's declaration does not cover this request (the planner
     refused it already; a runner called directly refuses it too, before loading anything)."""
     backend = BACKENDS.get(quant.backend)
     if backend is None:
         raise RunnerInputError(f"quantization.backend: {quant.backend!r} is not a registered backend (known: {', '.join(BACKENDS)})")
-    why = backend.refusal(device, quant.weights, quant.activations, task, method, quant.group_size)
+    why = backend.refusal(device, quant.weights, quant.activations, task, method, quant.group_size, quant.algorithm)
     if why:
-        can = capable(device, quant.weights, quant.activations, task, method, quant.group_size) if device else []
+        can = capable(device, quant.weights, quant.activations, task, method, quant.group_size, quant.algorithm) if device else []
         raise RunnerInputError(f"quantization.backend: {why}" + (f"; backends that can: {', '.join(can)}" if can else ""))
 
 
@@ -112,7 +140,16 @@ class Quantizer:
         progress(0, 0, "load model")
         self.loaded = loaded or load_model(model, "cpu")
         self.layers = tuple(self.loaded.info.quantizable_layers)
-        self.protected = resolve_protected(tuple(quant.protected_layers), self.layers)
+        if quant.calibration.format == "text":
+            self.calibration = window_calibration(self.calibration, quant, self.loaded.tokenizer, evaluation.sequence_length)
+        modules = dict(self.loaded.model.named_modules())
+        group = quant.group_size or (self.entry.capabilities.default_group_size if quant.weights == "int4" else None)
+        self.shape_protected = shape_protected(self.layers, {n: int(modules[n].in_features) for n in self.layers}, quant.weights, group)
+        if self.shape_protected:
+            progress(0, 0, f"{len(self.shape_protected)} layer(s) kept at full precision: their input width is not a multiple of "
+                           f"the group size {group} ({', '.join(self.shape_protected[:3])}{', ...' if len(self.shape_protected) > 3 else ''})")
+        self.protected = tuple(n for n in self.layers if n in set(resolve_protected(tuple(quant.protected_layers), self.layers))
+                               | set(self.shape_protected))
         self.workdir = Path(tempfile.mkdtemp(prefix="quantgate-quantize-"))
         self._prepared: Any = None
 
@@ -129,10 +166,10 @@ class Quantizer:
         from runners.backends.protocol import LayerPlan
 
         layers = getattr(self, "layers", ())
-        keep = set(protected)
+        keep = set(protected) | set(getattr(self, "shape_protected", ()))
         return LayerPlan(task=self.spec.task, weights=self.quant.weights, activations=self.quant.activations,
                          group_size=self.quant.group_size, quantized=tuple(n for n in layers if n not in keep),
-                         protected=tuple(n for n in layers if n in keep))
+                         protected=tuple(n for n in layers if n in keep), algorithm=self.quant.algorithm)
 
     @property
     def prepared(self) -> Any:
@@ -157,7 +194,28 @@ class Quantizer:
         from runners.evaluate import evaluate
 
         return evaluate(candidate.forward, self.loaded.tokenizer, self.evaluation, self.baseline.hardest_ids,
-                        label2id=self.label2id).quality
+                        label2id=self.label2id, generate=False).quality  # a search step: the gate judges the replies
+
+    def measure_fit(self) -> CalibrationFit:
+        """The calibration set against the evaluation set (and the production sample), before quantizing
+        (``runners.calibration_fit``). With ``on_low_fit: fail`` a low fit is a ``RunnerInputError``."""
+        from runners.calibration_fit import calibration_fit, dataset_records, describe
+
+        self.progress(0, 0, "calibration fit")
+        task, quant = self.spec.task, self.quant
+        calibration_format = "windows" if self.calibration.windows else quant.calibration.format
+        fit = calibration_fit(self.loaded.model, self.loaded.tokenizer, (self.calibration.records, calibration_format),
+                              dataset_records(self.evaluation.dataset, task), sequence_length=self.evaluation.sequence_length,
+                              min_fit=quant.min_fit, stride=self.evaluation.stride, limit=self.evaluation.dataset.limit,
+                              production=dataset_records(quant.production, task) if quant.production else None, seed=quant.seed)
+        if fit.low and quant.on_low_fit == "fail":
+            raise RunnerInputError(
+                f"quantization.calibration: {describe(fit)}: the calibration set does not look like the workload to the "
+                f"model. Calibrate on inputs like the evaluation set (or the production sample), or lower "
+                f"quantization.calibration.min_fit, or set on_low_fit: warn to quantize anyway", quant.calibration.path)
+        if fit.low:
+            self.progress(0, 0, f"warning: {describe(fit)}: below min_fit, quantizing anyway (on_low_fit: warn)")
+        return fit
 
     def save(self, protected: tuple[str, ...], method: str, extra: dict[str, Any] | None = None,
              candidate: Any = None) -> tuple[Any, Artifact]:
@@ -176,6 +234,7 @@ class Quantizer:
             "method": method, "task": self.spec.task, "source_weights_sha256": self.baseline.weights_sha256,
             "weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
             "protected_layers": list(plan.protected), "quantized_layers": list(plan.quantized),
+            "shape_protected": list(self.shape_protected),
             "calibration": {"samples": self.calibration.samples, "sha256": self.calibration.sha256, "seed": self.calibration.seed},
             **(extra or {}),
         }
@@ -198,10 +257,12 @@ class Quantizer:
         self.progress(0, 0, f"{method}: reload and evaluate the artifact in a fresh process")
         directory = Path(self.artifact_root).resolve().parent / artifact.path
         reloaded = evaluate_in_fresh_process(directory, self.evaluation, self.envelope, self.baseline.hardest_ids,
-                                             self.timing, self.label2id)
+                                             self.timing, self.label2id, self.baseline.generations)
         record = read_record(directory)
         config = {"weights": plan.weights, "activations": plan.activations, "group_size": plan.group_size,
                   "calibration_used": play_used_calibration or self.entry.capabilities.needs_calibration, **record["config"]}
+        if self.shape_protected:
+            config["shape_protected"] = list(self.shape_protected)
         return CandidateResult(
             method=method, backend=record["backend"], backend_version=record["backend_version"], config=config,
             protected_layers=plan.protected, quantized_layers=len(plan.quantized),
@@ -215,4 +276,5 @@ def run_ptq(model: ModelSpec, quant: QuantSpec, evaluation: EvalSpec, envelope: 
             artifact_root: str, progress: Progress = no_progress, **timing: Any) -> CandidateResult:
     """Play 3. ``timing`` overrides the latency protocol of the reloaded artifact (tests only)."""
     with Quantizer(model, quant, evaluation, envelope, baseline, artifact_root, progress, timing) as quantizer:
-        return quantizer.build(quantizer.protected, "ptq")
+        fit = quantizer.measure_fit()  # before quantizing: on_low_fit fail stops here, nothing written
+        return dataclasses.replace(quantizer.build(quantizer.protected, "ptq"), calibration_fit=fit)

@@ -21,6 +21,12 @@ from runners.backends.protocol import Capabilities
 
 ALL_TASKS = ("sentence-similarity", "text-classification", "causal-lm")
 
+#: ``quantization.algorithm``: how weights are rounded. rtn: each weight to its nearest grid point (no
+#: data needed; the cheap first try). gptq: column by column with error feedback from the calibration
+#: set's input statistics (causal LMs; minutes on a CPU). awq / smoothquant: activation-aware scaling
+#: (llm-compressor), built on an accelerator only.
+ALGORITHMS = ("rtn", "gptq", "awq", "smoothquant")
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -29,10 +35,15 @@ class Backend:
     capabilities: Capabilities
 
     def refusal(self, device: str | None, weights: str, activations: str, task: str, method: str = "ptq",
-                group_size: int | None = None) -> str | None:
+                group_size: int | None = None, algorithm: str = "rtn") -> str | None:
         """Why this backend cannot run the request, from its declaration; None when it can.
         ``device=None`` leaves the device out (the runner's check when no envelope is given)."""
         caps = self.capabilities
+        if algorithm not in caps.algorithms:
+            return f"{self.name} does not run algorithm {algorithm} (it runs {', '.join(caps.algorithms)})"
+        if device is not None and device not in caps.devices and caps.needs_accelerator:
+            return (f"{algorithm} needs an accelerator: {self.name} builds it on {', '.join(caps.devices)} only, and this "
+                    f"envelope's device is {device} (on a CPU, use algorithm gptq or rtn)")
         if device is not None and device not in caps.devices:
             return f"{self.name} runs on {', '.join(caps.devices)}, not {device}"
         if (weights, activations) not in caps.modes:
@@ -49,8 +60,8 @@ class Backend:
         return None
 
     def supports(self, device: str | None, weights: str, activations: str, task: str, method: str = "ptq",
-                 group_size: int | None = None) -> bool:
-        return self.refusal(device, weights, activations, task, method, group_size) is None
+                 group_size: int | None = None, algorithm: str = "rtn") -> bool:
+        return self.refusal(device, weights, activations, task, method, group_size, algorithm) is None
 
     def missing(self) -> tuple[str, ...]:
         """The declared ``requires`` distributions not installed here."""
@@ -124,6 +135,41 @@ BACKENDS: dict[str, Backend] = {
                 default_group_size=128,
             ),
         ),
+        Backend(
+            name="gptq",
+            module="runners.backends.gptq_backend",
+            capabilities=Capabilities(
+                devices=("cpu", "cuda"),
+                # Weight-only on torchao's symmetric grid; int4 grouped (32 by default), int8 per channel or grouped.
+                modes=(("int4", "none"), ("int8", "none")),
+                tasks=("causal-lm",),
+                methods=("ptq", "mixed_precision"),
+                artifact_format="torch",  # + a compressed-tensors checkpoint beside it (runners/backends/gptq_backend.py)
+                distributions=("torchao", "compressed-tensors"),
+                requires=("torchao", "compressed-tensors", "torch"),
+                needs_calibration=True,
+                algorithms=("gptq",),
+            ),
+        ),
+        Backend(
+            name="llm-compressor",
+            module="runners.backends.llmcompressor_backend",
+            capabilities=Capabilities(
+                # AWQ refuses to run without an accelerator; SmoothQuant W8A8 only pays off where a GPU
+                # runtime (vLLM) executes int8 activations. Declared so plan refuses them on a CPU envelope.
+                devices=("cuda",),
+                modes=(("int4", "none"), ("int8", "dynamic-int8")),
+                tasks=("causal-lm",),
+                methods=("ptq",),
+                artifact_format="compressed-tensors",
+                distributions=("llmcompressor", "compressed-tensors"),
+                requires=("llmcompressor", "compressed-tensors", "torch"),
+                extra="gpu",
+                needs_calibration=True,
+                needs_accelerator=True,
+                algorithms=("awq", "smoothquant"),
+            ),
+        ),
     )
 }
 
@@ -142,13 +188,13 @@ def versions(name: str) -> dict[str, str]:
 
 
 def capable(device: str, weights: str, activations: str, task: str, method: str = "ptq",
-            group_size: int | None = None) -> list[str]:
+            group_size: int | None = None, algorithm: str = "rtn") -> list[str]:
     """Names of the backends whose declaration covers this, in preference order (installed or not)."""
-    return [n for n, b in BACKENDS.items() if b.supports(device, weights, activations, task, method, group_size)]
+    return [n for n, b in BACKENDS.items() if b.supports(device, weights, activations, task, method, group_size, algorithm)]
 
 
 def resolve(requested: str, device: str, weights: str, activations: str, task: str, methods: tuple[str, ...] = ("ptq",),
-            group_size: int | None = None) -> str | None:
+            group_size: int | None = None, algorithm: str = "rtn") -> str | None:
     """The backend a manifest's ``backend:`` means for this envelope, or None when none can.
 
     Declared capabilities only: the answer does not depend on what is installed. ``auto`` picks the
@@ -160,9 +206,9 @@ def resolve(requested: str, device: str, weights: str, activations: str, task: s
         backend = BACKENDS.get(requested)
         if backend is None:
             return None
-        return requested if backend.supports(device, weights, activations, task, methods[0], group_size) else None
-    first = capable(device, weights, activations, task, methods[0], group_size)
-    every = [n for n in first if all(BACKENDS[n].supports(device, weights, activations, task, m, group_size) for m in methods)]
+        return requested if backend.supports(device, weights, activations, task, methods[0], group_size, algorithm) else None
+    first = capable(device, weights, activations, task, methods[0], group_size, algorithm)
+    every = [n for n in first if all(BACKENDS[n].supports(device, weights, activations, task, m, group_size, algorithm) for m in methods)]
     for names in (every, first):
         if names:
             return names[0]
@@ -170,7 +216,7 @@ def resolve(requested: str, device: str, weights: str, activations: str, task: s
 
 
 def refusals(requested: str, device: str, weights: str, activations: str, task: str, methods: tuple[str, ...] = ("ptq",),
-             group_size: int | None = None) -> list[str]:
+             group_size: int | None = None, algorithm: str = "rtn") -> list[str]:
     """One line per backend considered (all for ``auto``, else the named one) saying why it cannot
     run ``methods[0]`` here, from declarations only. Empty when ``resolve`` finds one."""
     names = list(BACKENDS) if requested == "auto" else [requested]
@@ -180,7 +226,7 @@ def refusals(requested: str, device: str, weights: str, activations: str, task: 
         if backend is None:
             lines.append(f"{name}: not a registered backend (known: {', '.join(BACKENDS)})")
             continue
-        why = backend.refusal(device, weights, activations, task, methods[0], group_size)
+        why = backend.refusal(device, weights, activations, task, methods[0], group_size, algorithm)
         if why:
             lines.append(f"{name}: {why}")
     return lines

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.base import EnvelopeSpec, EvalSpec, Example, ModelSpec, Performance, Quality, RunnerError, from_dict, to_dict
+from runners.base import EnvelopeSpec, EvalSpec, Example, Generated, ModelSpec, Performance, Quality, RunnerError, from_dict, to_dict
 
 #: Seconds a reload + evaluation may take before it is considered hung.
 TIMEOUT_S = 3600
@@ -40,12 +40,15 @@ class Reloaded:
 
 def evaluate_in_fresh_process(directory: Path, evaluation: EvalSpec, envelope: EnvelopeSpec | None,
                               hardest_ids: tuple[str, ...], timing: dict[str, Any] | None = None,
-                              label2id: dict[str, int] | None = None) -> Reloaded:
-    """Run ``python -m runners.reload`` on ``directory``; ``envelope=None`` skips the latency run."""
+                              label2id: dict[str, int] | None = None,
+                              baseline_generations: tuple[Generated, ...] = ()) -> Reloaded:
+    """Run ``python -m runners.reload`` on ``directory``; ``envelope=None`` skips the latency run.
+    ``baseline_generations``: the baseline's greedy replies, which the candidate's are compared with
+    (``evaluation.generation``)."""
     data = _run_child({
         "directory": str(directory), "evaluation": to_dict(evaluation),
         "envelope": to_dict(envelope) if envelope else None, "hardest_ids": list(hardest_ids),
-        "timing": timing or {}, "label2id": label2id,
+        "timing": timing or {}, "label2id": label2id, "baseline_generations": to_dict(baseline_generations),
     }, f"reloading the artifact {directory}")
     return Reloaded(quality=from_dict(Quality, data["quality"]),
                     examples=tuple(from_dict(Example, e) for e in data["examples"]),
@@ -112,8 +115,9 @@ def main(argv: list[str]) -> int:
                 performance = measure_performance(loaded.forward, loaded.tokenizer, envelope, loaded.footprint_bytes,
                                                   process_peak=peak, **request.get("timing", {}))
             evaluation = from_dict(EvalSpec, request["evaluation"])
+            baseline_generations = tuple(from_dict(Generated, g) for g in request.get("baseline_generations") or ())
             outcome = evaluate(loaded.forward, loaded.tokenizer, evaluation, tuple(request["hardest_ids"]),
-                               label2id=request.get("label2id"))
+                               label2id=request.get("label2id"), baseline_generations=baseline_generations)
             out = {"quality": to_dict(outcome.quality), "examples": to_dict(outcome.examples),
                    "performance": to_dict(performance) if performance else None}
     except RunnerError as exc:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runners.base import Progress, RunnerInputError, no_progress
@@ -59,14 +59,16 @@ class Scored:
     metrics: Metrics  # indices into ids -> {metric name: value}
     difficulty: tuple[float, ...] = ()  # data-defined, higher = harder (selects the hardest slice)
     hardest_definition: str = ""  # what ``difficulty`` measures, in words
+    extra: dict[str, float] = field(default_factory=dict)  # over all examples only (perplexity_bucket_<i>)
 
 
 def score_records(task: str, forward: Any, tokenizer: Any, records: list[Record], *, batch_size: int,
                   sequence_length: int, dataset_format: str = "", source: str = "", stride: int | None = None,
                   limit: int | None = None, label2id: dict[str, int] | None = None,
-                  progress: Progress = no_progress) -> Scored:
+                  progress: Progress = no_progress, position_buckets: int = 0, skip: int = 0) -> Scored:
     """Dispatch on ``task``; ``limit`` caps causal-lm windows of ``text`` data; ``source`` (the data
-    file) prefixes error locations."""
+    file) prefixes error locations; ``position_buckets`` > 0 adds perplexity per position bucket
+    (causal-lm ``text`` data, ``position_perplexity``)."""
     import torch
 
     try:
@@ -78,7 +80,7 @@ def score_records(task: str, forward: Any, tokenizer: Any, records: list[Record]
             if task == "causal-lm":
                 if dataset_format == "text":
                     return _perplexity(forward, tokenizer, records[0].text, batch_size, sequence_length,
-                                       stride or max(1, sequence_length // 2), limit, progress)
+                                       stride or max(1, sequence_length // 2), limit, progress, position_buckets, skip)
                 return _completions(forward, tokenizer, records, batch_size, sequence_length, progress)
     except _RowError as exc:
         raise RunnerInputError(exc.message, location=f"{source}:{exc.line}" if source else f"line {exc.line}") from None
@@ -264,7 +266,8 @@ def windows(n_tokens: int, sequence_length: int, stride: int) -> list[tuple[int,
     prev_end = 0
     for begin in range(0, n_tokens, stride):
         end = min(begin + sequence_length, n_tokens)
-        scored = end - max(prev_end, 1)
+        # Never the window's own first token: nothing in the window predicts it (stride == sequence_length).
+        scored = min(end - max(prev_end, 1), end - begin - 1)
         if scored > 0:
             out.append((begin, end, scored))
         prev_end = end
@@ -273,18 +276,38 @@ def windows(n_tokens: int, sequence_length: int, stride: int) -> list[tuple[int,
     return out
 
 
-def _perplexity(forward, tokenizer, text, batch_size, sequence_length, stride, limit, progress) -> Scored:
+def position_bucket(position: int, sequence_length: int, buckets: int) -> int:
+    """0-based bucket of a token at ``position`` (0-based, in its window): ``buckets`` equal shares of
+    ``sequence_length``."""
+    return min(buckets - 1, position * buckets // sequence_length)
+
+
+def position_perplexity(nll: Sequence[float], counts: Sequence[int]) -> dict[str, float]:
+    """``perplexity_bucket_<i>`` (1-based) from summed NLL and token counts per bucket (NaN: empty)."""
+    return {f"perplexity_bucket_{i + 1}": math.exp(n / c) if c else float("nan") for i, (n, c) in enumerate(zip(nll, counts, strict=True))}
+
+
+def _perplexity(forward, tokenizer, text, batch_size, sequence_length, stride, limit, progress, buckets=0, skip=0) -> Scored:
+    """Sliding-window perplexity. With ``buckets``, also perplexity by position in the window: every
+    predicted position of every window (1 .. length-1, not only the tokens the window scores for the
+    overall metric, so each bucket sees every window) falls in its ``position_bucket``. Their
+    token-weighted geometric mean is the perplexity over all positions of all windows, which is the
+    overall perplexity when stride = sequence_length - 1 (every window then scores every position)."""
     import torch
 
     ids = tokenizer(text, add_special_tokens=False, return_attention_mask=False)["input_ids"]
     if len(ids) < 2:
         raise RunnerInputError("the text has fewer than 2 tokens: nothing to score")
     ids_t = torch.tensor(ids)
-    spans = windows(len(ids), sequence_length, stride)
+    spans = windows(len(ids), sequence_length, stride)[skip:]
+    if not spans:
+        raise RunnerInputError(f"skip: the text has {len(windows(len(ids), sequence_length, stride))} windows, all skipped")
     if limit is not None:
         spans = spans[:limit]
     nll: list[float] = []
     counts: list[int] = []
+    bucket_nll, bucket_count = [0.0] * buckets, [0] * buckets
+    which = torch.tensor([position_bucket(t, sequence_length, buckets) for t in range(1, sequence_length)]) if buckets else None
     batches = math.ceil(len(spans) / batch_size)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for b in range(batches):
@@ -304,6 +327,13 @@ def _perplexity(forward, tokenizer, text, batch_size, sequence_length, stride, l
             loss = torch.nn.functional.cross_entropy(pred, target, reduction="sum")
             nll.append(float(loss))
             counts.append(scored)
+            if buckets:
+                every = torch.nn.functional.cross_entropy(logits[row, : length - 1], input_ids[row, 1:length], reduction="none").double()
+                where = which[: length - 1]
+                for i, (n, c) in enumerate(zip(torch.zeros(buckets, dtype=torch.float64).index_add_(0, where, every).tolist(),
+                                               torch.bincount(where, minlength=buckets).tolist(), strict=True)):
+                    bucket_nll[i] += n
+                    bucket_count[i] += c
         progress(b + 1, batches, "perplexity")
 
     def metrics(indices: Sequence[int]) -> dict[str, float]:
@@ -314,7 +344,8 @@ def _perplexity(forward, tokenizer, text, batch_size, sequence_length, stride, l
 
     return Scored(ids=tuple(f"chunk-{i}" for i in range(len(spans))),
                   scores=tuple(-nll[i] / counts[i] for i in range(len(spans))), metrics=metrics,
-                  difficulty=rare_token_difficulty(ids, spans), hardest_definition=HARDEST_DEFINITIONS["causal-lm/text"])
+                  difficulty=rare_token_difficulty(ids, spans), hardest_definition=HARDEST_DEFINITIONS["causal-lm/text"],
+                  extra=position_perplexity(bucket_nll, bucket_count) if buckets else {})
 
 
 def rare_token_difficulty(ids: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> tuple[float, ...]:

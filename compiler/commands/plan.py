@@ -29,6 +29,7 @@ def format_text(plan) -> str:
         owners = "; ".join(f"{role}: {' '.join(people) or '-'}" for role, people in p.owners.items())
         lines.append(f"  {p.number}. {p.name:<16} {p.status:<8}{cond} {p.why}")
         lines.append(f"     trigger: {p.trigger}; owners: {owners}; key {p.cache_key[:12]}")
+    lines += [f"  warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 
 

@@ -41,9 +41,13 @@ def repo_problems(loaded: LoadedManifest, config: Any, names: dict[str, list[Pat
         problems.append(problem_at(source, loaded.positions, at, message, severity=severity))
 
     task = manifest.model.task
+    generation = manifest.evaluation.generation
     for at, dataset in (
         (("evaluation", "dataset"), manifest.evaluation.dataset),
         (("quantization", "calibration", "dataset"), manifest.quantization.calibration.dataset),
+        *([(("evaluation", "generation", "prompts"), generation.prompts)] if generation is not None else []),
+        *([(("quantization", "calibration", "production"), manifest.quantization.calibration.production)]
+          if manifest.quantization.calibration.production is not None else []),
     ):
         why = file_problem(root, dataset.path)
         if why:
@@ -54,6 +58,8 @@ def repo_problems(loaded: LoadedManifest, config: Any, names: dict[str, list[Pat
             add(at + below, message)
         if count is None:
             continue
+        if at in (("evaluation", "generation", "prompts"), ("quantization", "calibration", "production")):
+            continue  # any number of prompts (or production inputs) will do
         if at[0] == "evaluation":
             fraction = manifest.evaluation.hardest_fraction
             need = min_evaluation_examples(fraction)

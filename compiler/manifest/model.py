@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from compiler.errors import FieldErrors
 from compiler.manifest.quantities import parse_duration, parse_size
 from compiler.vocabulary import PLAY_SIGNERS, Play
-from runners.registry import BACKEND_NAMES
+from runners.base import DEFAULT_MIN_FIT
+from runners.registry import ALGORITHMS, BACKEND_NAMES
 
 API_VERSION = "quantgate/v1"
 KIND = "QuantizationManifest"
@@ -172,6 +173,10 @@ class DatasetRef(Strict):
     columns: dict[str, Union[int, str]] = Field(default_factory=dict, description="Column role -> 0-based index (tsv/csv without header) or name (tsv/csv with header, jsonl key). Roles per task: sentence-similarity score, text_a, text_b (id); text-classification label, text (text_b, id); causal-lm prompt, completion (id). Empty for format text.")
     header: bool = Field(False, description="tsv/csv: the first row names the columns.")
     limit: int | None = Field(None, gt=0, description="Use only the first N examples in file order (for format text: the first N token windows).")
+    skip: int = Field(0, ge=0, description=(
+        "Pass over the first N examples before any is used (before limit). For format text: N token windows: evaluation windows "
+        "as evaluation.stride advances them, calibration windows end to end. Keeps a calibration set disjoint from the evaluation "
+        "set drawn from the same file."))
 
     @field_validator("path")
     @classmethod
@@ -207,6 +212,33 @@ class DatasetRef(Strict):
         return out
 
 
+#: What ``evaluation.generation.format`` checks in a greedy reply (``runners.generate.format_valid``).
+GenerationFormat = Literal["none", "json"]
+
+
+class Generation(Strict):
+    """causal-lm: greedy replies to a fixed prompt set, baseline against candidate (formatting drift).
+
+    Each prompt is wrapped in the tokenizer's chat template when the tokenizer has one (instruct
+    models answer in their trained format), else tokenized as written."""
+
+    prompts: DatasetRef = Field(description="The prompt set: jsonl, tsv or csv with a 'prompt' column (and optionally 'id'); one prompt per row.")
+    max_new_tokens: int = Field(24, gt=0, le=256, description="Greedy tokens generated per prompt (fewer when the model ends its reply); each is one forward over the prompt so far, so keep it small.")
+    compare_tokens: int | None = Field(None, gt=0, description="N: a prompt agrees when the candidate's first N generated tokens equal the baseline's (default: max_new_tokens).")
+    format: GenerationFormat = Field("none", description="none | json: json counts a reply as valid when it opens (after whitespace and an optional Markdown code fence) with a complete JSON object or array; text after it is ignored.")
+
+    @model_validator(mode="after")
+    def _compare(self) -> Generation:
+        if self.compare_tokens is not None and self.compare_tokens > self.max_new_tokens:
+            raise FieldErrors(("compare_tokens", f"{self.compare_tokens} is more than max_new_tokens ({self.max_new_tokens}): only generated tokens can be compared"))
+        return self
+
+    @property
+    def compared(self) -> int:
+        """N, the tokens compared per prompt."""
+        return self.compare_tokens if self.compare_tokens is not None else self.max_new_tokens
+
+
 class Evaluation(Strict):
     """Plays 1 and 4: the fixed evaluation set the team controls, and the primary metric."""
 
@@ -214,6 +246,8 @@ class Evaluation(Strict):
     metric: Metric = Field(description="Primary metric; must fit the task (sentence-similarity: spearman|pearson, text-classification: accuracy|macro_f1, causal-lm: perplexity|exact_match).")
     hardest_fraction: float = Field(0.10, gt=0, le=0.5, description="Share of examples the full-precision model does worst on; gated separately with gate.hardest_max_drop.")
     stride: int | None = Field(None, gt=0, description="causal-lm with format text: tokens each window advances (default envelope.sequence_length // 2); each window scores only its tokens not scored by the previous one.")
+    position_buckets: int = Field(4, ge=1, le=16, description="causal-lm with format text: perplexity is also reported per position in the window, in this many equal buckets of envelope.sequence_length (every window's every position; the last bucket is the late context gate.late_context_max_drop gates).")
+    generation: Generation | None = Field(None, description="causal-lm: greedy replies to a fixed prompt set, compared with the baseline's (gate.min_generation_agreement, gate.max_format_drop).")
 
 
 class Envelope(Strict):
@@ -243,6 +277,9 @@ class Calibration(Strict):
     dataset: DatasetRef = Field(description="Calibration inputs (labels not needed: only the text columns are read).")
     samples: int = Field(256, gt=0, le=100_000, description="How many examples (windows for format text) to draw.")
     seed: int = Field(0, description="Seed for drawing the samples.")
+    production: DatasetRef | None = Field(None, description="A sample of production inputs (same columns as the calibration set); the calibration fit is also measured against it, and the lower figure counts.")
+    min_fit: float = Field(DEFAULT_MIN_FIT, ge=0, le=1, description=f"Calibration fit (0-1, 1: the calibration set looks like the evaluation set and production inputs to the model) below which the calibration set is flagged before quantizing (default {DEFAULT_MIN_FIT}; docs/manifest.md).")
+    on_low_fit: Literal["warn", "fail"] = Field("warn", description="warn: the plan, run and report warn about a low fit; fail: the ptq play stops before quantizing.")
 
 
 class Quantization(Strict):
@@ -251,6 +288,12 @@ class Quantization(Strict):
     weights: Literal["int8", "int4", "fp8"] = Field(description="Weight precision: int8 | int4 | fp8 (fp8 where a backend supports it).")
     activations: Literal["none", "dynamic-int8"] = Field("none", description="none (weight-only, the safest) | dynamic-int8.")
     group_size: int | None = Field(None, description="Weight group size (a power of two, at least 8; typical for int4); none: per channel.")
+    algorithm: Literal[ALGORITHMS] = Field(  # type: ignore[valid-type]
+        "rtn", description=(
+            "How weights are rounded. rtn: each to its nearest grid point, no data needed (the cheap first try; int8 weight-only "
+            "is lossless with it). gptq: column by column, spreading each rounding error over the columns not yet rounded using the "
+            "calibration set's input statistics (causal-lm; worth it for int4, minutes on a CPU). awq, smoothquant: activation-aware "
+            "(llm-compressor), built on an accelerator only: plan refuses them on a cpu envelope."))
     backend: Literal[("auto", *BACKEND_NAMES)] = Field(  # type: ignore[valid-type]
         "auto", description="Backend (the registry's names); auto picks the first registered backend whose declared capabilities cover this task, device, precision and methods.")
     calibration: Calibration = Field(description="Calibration data.")
@@ -314,6 +357,15 @@ class Gate(Strict):
         "Lock a candidate even when quantizing is the wrong move (the envelope said wrong-move, or the candidate is slower at "
         "p95 than full precision while full precision already fits the envelope's memory). The written reason reviewers read; "
         "without it such a candidate does not pass the gate."))
+    min_generation_agreement: float | None = Field(None, ge=0, le=1, description=(
+        "causal-lm with evaluation.generation: the generation agreement (share of prompts whose first compare_tokens greedy "
+        "tokens equal the baseline's exactly) must be at least this; none: not gated."))
+    max_format_drop: float | None = Field(None, ge=0, le=1, description=(
+        "causal-lm with evaluation.generation.format: the candidate's format-valid rate may be at most this below the "
+        "baseline's (a share of prompts, absolute: 0.1 = 10 points); none: not gated."))
+    late_context_max_drop: float | None = Field(None, ge=0, description=(
+        "causal-lm with format text: allowed perplexity rise in the last position bucket (evaluation.position_buckets), "
+        "in perplexity units or, with relative: true, a fraction of the baseline's last bucket; none: not gated."))
 
     @model_validator(mode="after")
     def _margin(self) -> Gate:
@@ -451,14 +503,54 @@ def consistency_problems(parts: dict) -> list[tuple[tuple, str]]:
     if evaluation is not None and envelope is not None and evaluation.stride is not None:
         if evaluation.stride > envelope.sequence_length:
             problems.append((("evaluation", "stride"), f"{evaluation.stride} is longer than envelope.sequence_length ({envelope.sequence_length}): tokens between windows would never be scored"))
+    problems.extend(causal_lm_problems(task, evaluation, envelope, parts.get("gate")))
     if task and quantization is not None:
         allowed = TASK_COLUMNS[task] + OPTIONAL_COLUMNS[task]
         for at, message in quantization.calibration.dataset.column_problems(CALIBRATION_COLUMNS[task], allowed, task):
             problems.append((("quantization", "calibration", "dataset") + at, message))
+        if quantization.calibration.production is not None:
+            for at, message in quantization.calibration.production.column_problems(CALIBRATION_COLUMNS[task], allowed, task):
+                problems.append((("quantization", "calibration", "production") + at, message))
     sections = [parts.get(name) for name in ("mixed_precision", "qat", "rollback")]
     if owners is not None and all(section is not None for section in sections):
         for role, plays in required_roles(*sections).items():
             if not owners.of(role):
                 why = {"engineering_manager": "qat is enabled", "on_call": "rollback has rules"}.get(role, "")
                 problems.append((("owners", role), f"needs at least one owner: {role} signs {', '.join(plays)}" + (f" ({why})" if why else "")))
+    return problems
+
+
+def causal_lm_problems(task: str | None, evaluation: Evaluation | None, envelope: Envelope | None, gate: Gate | None) -> list[tuple[tuple, str]]:
+    """The causal-lm checks (``evaluation.generation``, ``evaluation.position_buckets`` and the gate
+    tolerances on them): each applies only where the data can measure it. Sections that are None
+    (invalid) skip the checks that need them."""
+    problems: list[tuple[tuple, str]] = []
+    generation = evaluation.generation if evaluation is not None else None
+    text = evaluation is not None and evaluation.dataset.format == "text"
+    if generation is not None and task is not None:
+        at = ("evaluation", "generation")
+        if task != "causal-lm":
+            problems.append((at, f"generation compares greedy replies of a causal LM; task {task!r} does not generate: remove 'generation'"))
+        elif generation.prompts.format == "text":
+            problems.append((at + ("prompts", "format"), "a prompt set has one prompt per row: use jsonl, tsv or csv with a 'prompt' column"))
+        else:
+            for where, message in generation.prompts.column_problems(("prompt",), ("prompt", "id"), task):
+                problems.append((at + ("prompts",) + where, message.replace(f"for task {task!r}", "for a prompt set")))
+        if envelope is not None and generation.max_new_tokens >= envelope.sequence_length:
+            problems.append((at + ("max_new_tokens",), f"{generation.max_new_tokens} leaves no room for the prompt in envelope.sequence_length ({envelope.sequence_length})"))
+    if evaluation is not None and "position_buckets" in evaluation.model_fields_set:
+        if task is not None and (task != "causal-lm" or not text):
+            problems.append((("evaluation", "position_buckets"), "position buckets split perplexity windows: they apply to causal-lm evaluation on format text only"))
+        elif envelope is not None and evaluation.position_buckets > envelope.sequence_length - 1:
+            problems.append((("evaluation", "position_buckets"), f"{evaluation.position_buckets} buckets for {envelope.sequence_length - 1} scored positions per window (envelope.sequence_length - 1): some would be empty"))
+    if gate is not None and evaluation is not None:
+        if gate.min_generation_agreement is not None and generation is None:
+            problems.append((("gate", "min_generation_agreement"), "gates greedy replies: add evaluation.generation with a prompt set"))
+        if gate.max_format_drop is not None:
+            if generation is None:
+                problems.append((("gate", "max_format_drop"), "gates the format of greedy replies: add evaluation.generation with a prompt set and a format"))
+            elif generation.format == "none":
+                problems.append((("gate", "max_format_drop"), "evaluation.generation.format is none, so no format is checked: set format (json) or remove max_format_drop"))
+        if gate.late_context_max_drop is not None and task is not None and (task != "causal-lm" or not text):
+            problems.append((("gate", "late_context_max_drop"), "gates perplexity in the last position bucket: it needs causal-lm evaluation on format text"))
     return problems

@@ -41,6 +41,15 @@ Causal-lm on `format: text`: the file is read as one document and tokenized whol
 each window scores only the tokens the previous window did not, and each window is one example
 (so `dataset.limit` counts windows, `calibration.samples` counts windows, and the hardest slice is
 the windows with the highest loss).
+
+Causal-lm behaviour (docs/measuring.md has the definitions): with `format: text` perplexity is also
+recorded per position in the window (`evaluation.position_buckets`, default 4 equal buckets of
+`envelope.sequence_length`; `gate.late_context_max_drop` gates the last one, relative with
+`gate.relative` like `max_drop`). `evaluation.generation` (causal-lm only) records greedy replies to a
+fixed prompt set: the **generation agreement** (share of prompts whose first `compare_tokens` tokens
+equal the baseline's; `gate.min_generation_agreement`) and, with `format: json`, the **format-valid
+rate** (`gate.max_format_drop`, absolute). Each gate tolerance needs the measurement it gates, and a
+miss is a quality miss (compiler/playbook/gate.py says when it is close or broken).
 """
 
 

@@ -4,13 +4,13 @@ DVC's stage cache is the anchor: a key changes when, and only when, something th
 changes. The dependency chain, and why:
 
 - ``baseline``  model (source + revision, or the local directory's file contents), task, the whole
-  ``evaluation`` section, the evaluation file's bytes, and the envelope's device, batch size and
-  sequence length (the latency it measures depends on them).
+  ``evaluation`` section, the evaluation file's bytes (and the generation prompt file's), and the
+  envelope's device, batch size and sequence length (the latency it measures depends on them).
 - ``envelope``  the ``envelope`` section, the quantization target (weights, activations), the resolved
   backend (the weight estimate depends on what it quantizes) and the model *source* but not its
   revision: the playbook's model-update rule reuses the envelope verdict.
-- ``ptq``       baseline key + the ``quantization`` section + the calibration file's bytes + the
-  backend ``auto`` resolved to (installing a better backend changes the result).
+- ``ptq``       baseline key + the ``quantization`` section + the calibration file's bytes (and the
+  production sample's) + the backend ``auto`` resolved to (installing a better backend changes the result).
 - ``gate``      ptq key + the ``gate`` section.
 - ``mixed_precision``  gate key + the ``mixed_precision`` section.
 - ``qat``       mixed_precision key + the ``qat`` section.
@@ -31,7 +31,7 @@ from compiler.files import directory_sha256, file_sha256, sha256_of
 from compiler.vocabulary import MODEL_PLAYS, PLAYS
 
 #: Bumped when what a key covers changes, so old journals and locks stop matching.
-CACHE_VERSION = 2  # 2: data-defined hardest slice, fresh-process peak memory, backend-aware envelope
+CACHE_VERSION = 3  # 3: algorithm, calibration windows and fit, generation and position checks; 2: data-defined hardest slice, ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Facts:
     evaluation_sha256: str | None
     calibration_sha256: str | None
     backend: str | None  # what quantization.backend resolved to; None: no registered backend can
+    prompts_sha256: str | None = None  # evaluation.generation.prompts (None: not set, or unreadable)
+    production_sha256: str | None = None  # quantization.calibration.production (None: not set, or unreadable)
 
 
 def gather_facts(manifest: Any, root: Path, backend: str | None) -> Facts:
@@ -54,6 +56,7 @@ def gather_facts(manifest: Any, root: Path, backend: str | None) -> Facts:
         except OSError:
             return None
 
+    generation, production = manifest.evaluation.generation, manifest.quantization.calibration.production
     model_files = None
     if manifest.model.is_local:
         folder = (root / manifest.model.source).resolve()
@@ -63,6 +66,8 @@ def gather_facts(manifest: Any, root: Path, backend: str | None) -> Facts:
         evaluation_sha256=hashed(manifest.evaluation.dataset.path),
         calibration_sha256=hashed(manifest.quantization.calibration.dataset.path),
         backend=backend,
+        prompts_sha256=hashed(generation.prompts.path) if generation is not None else None,
+        production_sha256=hashed(production.path) if production is not None else None,
     )
 
 
@@ -86,6 +91,7 @@ def play_inputs(manifest: Any, facts: Facts) -> dict[str, dict]:
         "task": m.model.task,
         "evaluation": _section(m.evaluation),
         "evaluation_sha256": facts.evaluation_sha256,
+        "prompts_sha256": facts.prompts_sha256,
         "envelope": {"device": m.envelope.device, "batch_size": m.envelope.batch_size, "sequence_length": m.envelope.sequence_length},
     }
     inputs["envelope"] = {
@@ -101,6 +107,7 @@ def play_inputs(manifest: Any, facts: Facts) -> dict[str, dict]:
         "baseline": keys["baseline"],
         "quantization": _section(m.quantization),
         "calibration_sha256": facts.calibration_sha256,
+        "production_sha256": facts.production_sha256,
         "backend": facts.backend,
     }
     keys["ptq"] = key_of("ptq", inputs["ptq"])
@@ -136,6 +143,10 @@ def uncacheable(play: str, manifest: Any, facts: Facts) -> str | None:
         return "the model directory could not be read, so its content is unknown"
     if facts.evaluation_sha256 is None:
         return "the evaluation file could not be read, so its content is unknown"
+    if manifest.evaluation.generation is not None and facts.prompts_sha256 is None:
+        return "the generation prompt file could not be read, so its content is unknown"
     if play != "baseline" and facts.calibration_sha256 is None:
         return "the calibration file could not be read, so its content is unknown"
+    if play != "baseline" and manifest.quantization.calibration.production is not None and facts.production_sha256 is None:
+        return "the production sample file could not be read, so its content is unknown"
     return None

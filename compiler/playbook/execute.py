@@ -32,6 +32,7 @@ from runners.base import (
     DatasetSpec,
     EnvelopeSpec,
     EvalSpec,
+    GenerationSpec,
     ModelInfo,
     ModelSpec,
     Performance,
@@ -85,7 +86,15 @@ class Outcome:
 
 
 def _dataset(ref: Any, root: Path) -> DatasetSpec:
-    return DatasetSpec(path=str((root / ref.path).resolve()), format=ref.format, columns=dict(ref.columns), header=ref.header, limit=ref.limit)
+    return DatasetSpec(path=str((root / ref.path).resolve()), format=ref.format, columns=dict(ref.columns), header=ref.header, limit=ref.limit,
+                       skip=ref.skip)
+
+
+def _generation(generation: Any, root: Path) -> GenerationSpec | None:
+    if generation is None:
+        return None
+    return GenerationSpec(prompts=_dataset(generation.prompts, root), max_new_tokens=generation.max_new_tokens,
+                          compare_tokens=generation.compared, format=generation.format)
 
 
 @dataclass(frozen=True)
@@ -110,13 +119,17 @@ def build_specs(manifest: Any, root: Path, backend: str, pickle_allowed: tuple[s
                         allow_pickle=m.model.source in pickle_allowed),
         evaluation=EvalSpec(task=m.model.task, metric=m.evaluation.metric, lower_is_better=m.evaluation.metric in LOWER_IS_BETTER,
                             dataset=_dataset(m.evaluation.dataset, root), hardest_fraction=m.evaluation.hardest_fraction,
-                            batch_size=env.batch_size, sequence_length=env.sequence_length, stride=m.evaluation.stride),
+                            batch_size=env.batch_size, sequence_length=env.sequence_length, stride=m.evaluation.stride,
+                            position_buckets=m.evaluation.position_buckets if m.evaluation.dataset.format == "text" else 0,
+                            generation=_generation(m.evaluation.generation, root)),
         envelope=EnvelopeSpec(device=env.device, memory_bytes=env.memory_bytes, headroom=env.headroom, batch_size=env.batch_size,
                               sequence_length=env.sequence_length, latency_p95_ms=env.latency_p95_ms),
         quant=QuantSpec(weights=m.quantization.weights, activations=m.quantization.activations, group_size=m.quantization.group_size,
-                        backend=backend, calibration=_dataset(m.quantization.calibration.dataset, root),
+                        backend=backend, algorithm=m.quantization.algorithm, calibration=_dataset(m.quantization.calibration.dataset, root),
                         samples=m.quantization.calibration.samples, seed=m.quantization.calibration.seed,
-                        protected_layers=tuple(m.quantization.protected_layers)),
+                        protected_layers=tuple(m.quantization.protected_layers),
+                        min_fit=m.quantization.calibration.min_fit, on_low_fit=m.quantization.calibration.on_low_fit,
+                        production=_dataset(m.quantization.calibration.production, root) if m.quantization.calibration.production else None),
         qat=QatSpec(justification=m.qat.justification or "", steps=m.qat.steps, learning_rate=m.qat.learning_rate, seed=m.qat.seed) if m.qat.enabled else None,
         # runners.artifacts writes <artifact_root>/<model slug>/<sha256>/ and records the path
         # relative to the parent of artifact_root: with <repo>/artifacts, repository-relative.
@@ -145,9 +158,9 @@ def _runner_call(play: str, call: Callable[[], Any]) -> Any:
 
 
 def compact(play: str, result: dict) -> dict:
-    """What the lock keeps of a play's result: everything but per-example scores."""
+    """What the lock keeps of a play's result: everything but per-example scores and replies."""
     if play == "baseline":
-        return {k: v for k, v in result.items() if k != "examples"}
+        return {k: v for k, v in result.items() if k not in ("examples", "generations")}
     return result
 
 

@@ -27,6 +27,27 @@ memory nobody needs and costs time). Such a candidate does not pass: its decisio
 ``wrong move:`` reason first, whatever its quality, so nothing locks silently. The manifest can accept
 it in writing, ``gate.accept_wrong_move: "<reason>"``: then the decision follows quality as usual and
 the wrong move and the reason are shown as warnings with the decision (in the lock and the report).
+
+**Causal-LM behaviour** (optional, only the tolerances the manifest sets; numbers from
+``Quality.extra``, see ``runners.generate`` and ``runners.tasks.position_perplexity``):
+
+- ``late_context_max_drop``: perplexity in the last position bucket (``perplexity_bucket_<k>``) may
+  rise by at most this, relative when ``gate.relative`` (the same convention as ``max_drop``).
+- ``min_generation_agreement``: the share of prompts whose first N greedy tokens equal the
+  baseline's must be at least this.
+- ``max_format_drop``: the format-valid rate may fall at most this far below the baseline's
+  (absolute, a share of prompts).
+
+Each is a quality miss like the overall and hardest-slice ones: a candidate that misses any of them
+does not pass. Close or broken follows the same rule as the hardest slice where the units allow it:
+late-context perplexity is the primary metric's own unit, so it gets the same slack
+(``close_margin - max_drop``). Agreement and format-valid rates are shares of prompts with no margin
+of their own, and keeping sensitive layers at full precision is exactly what brings greedy replies
+back to the baseline's, so a miss there is *close* (mixed precision runs and the gate judges again)
+unless something else makes the candidate broken; mixed precision's search still aims at the overall
+and hardest bars only, so a rerun that misses them again ends the funnel as usual. A tolerance whose
+number was not measured (a result from before the manifest set it) is *broken*: the gate cannot vouch
+for what it did not see.
 """
 
 from __future__ import annotations
@@ -134,6 +155,50 @@ def _full_precision_fits(envelope: Any, baseline_performance: dict | None, envel
     return None
 
 
+def _last_bucket(extra: dict) -> tuple[int, float] | None:
+    """(k, perplexity) of the last position bucket recorded in ``extra``, or None."""
+    k = 0
+    while f"perplexity_bucket_{k + 1}" in extra:
+        k += 1
+    return (k, extra[f"perplexity_bucket_{k}"]) if k else None
+
+
+def behaviour_checks(baseline: dict, quality: dict, gate: Any, slack: float) -> list[tuple[bool, bool, str]]:
+    """(ok, close, reason) for each causal-LM tolerance the gate sets (module docstring)."""
+    base, cand = baseline.get("extra") or {}, quality.get("extra") or {}
+    rel = bool(gate.relative)
+    out: list[tuple[bool, bool, str]] = []
+    allowed = getattr(gate, "late_context_max_drop", None)
+    if allowed is not None:
+        b, c = _last_bucket(base), _last_bucket(cand)
+        if b is None or c is None or b[0] != c[0]:
+            out.append((False, False, "late-context perplexity (the last position bucket) was not measured for both; run the baseline and the candidate again"))
+        else:
+            d = drop(b[1], c[1], True, rel)
+            ok, close = d <= allowed + EPSILON, d <= allowed + slack + EPSILON
+            out.append((ok, close, f"late context (position bucket {c[0]} of {c[0]}) perplexity {_fmt(c[1])} vs baseline {_fmt(b[1])}: drop {_fmt(d)}"
+                        + (" (relative)" if rel else "") + f", allowed {_fmt(allowed)}" + ("" if ok else f", close up to {_fmt(allowed + slack)}")))
+    least = getattr(gate, "min_generation_agreement", None)
+    if least is not None:
+        a = cand.get("generation_agreement")
+        if a is None:
+            out.append((False, False, "generation agreement was not measured (no baseline replies to compare with); run the baseline and the candidate again"))
+        else:
+            ok = a >= least - EPSILON
+            out.append((ok, True, f"generation agreement {_fmt(a)} (share of prompts whose first greedy tokens equal the baseline's), at least {_fmt(least)} required"
+                        + ("" if ok else "; a miss mixed precision may recover")))
+    most = getattr(gate, "max_format_drop", None)
+    if most is not None:
+        b, c = base.get("format_valid_rate"), cand.get("format_valid_rate")
+        if b is None or c is None:
+            out.append((False, False, "the format-valid rate was not measured for both; run the baseline and the candidate again"))
+        else:
+            ok = b - c <= most + EPSILON
+            out.append((ok, True, f"format-valid rate {_fmt(c)} vs baseline {_fmt(b)}: drop {_fmt(b - c)}, allowed {_fmt(most)}"
+                        + ("" if ok else "; a miss mixed precision may recover")))
+    return out
+
+
 def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, quality: dict, gate: Any,
           envelope: Any, performance: dict | None = None, *, baseline_performance: dict | None = None,
           envelope_result: dict | None = None) -> Judgment:
@@ -159,6 +224,9 @@ def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, qu
     reasons.append(f"{metric} {_fmt(quality['value'])} vs baseline {_fmt(baseline['value'])}: drop {_fmt(d_all)}{unit}, allowed {_fmt(gate.max_drop)}" + ("" if overall_ok else f", close up to {_fmt(gate.close_margin)}"))
     reasons.append(f"hardest slice {_fmt(quality['hardest'])} vs baseline {_fmt(baseline['hardest'])}: drop {_fmt(d_hard)}{unit}, allowed {_fmt(gate.hardest_max_drop)}" + ("" if hardest_ok else f", close up to {_fmt(gate.hardest_max_drop + slack)}"))
 
+    checks = behaviour_checks(baseline, quality, gate, slack)
+    reasons.extend(reason for _, _, reason in checks)
+
     memory_ok = True
     if performance is not None and envelope is not None:
         budget = int(envelope.memory_bytes * (1 - envelope.headroom))
@@ -180,9 +248,9 @@ def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, qu
 
     if wrong and not accepted:
         decision = "broken"  # quality cannot fix it: mixed precision would only add time and memory
-    elif overall_ok and hardest_ok and memory_ok:
+    elif overall_ok and hardest_ok and memory_ok and all(ok for ok, _, _ in checks):
         decision = "pass"
-    elif overall_close and hardest_close and memory_ok:
+    elif overall_close and hardest_close and memory_ok and all(close for _, close, _ in checks):
         decision = "close"
     else:
         decision = "broken"

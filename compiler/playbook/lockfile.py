@@ -152,7 +152,7 @@ def build_lock(plan: Any, outcome: Any, previous: Lock | None, sections: dict[st
         if play in results:
             result = dict(results[play])
             if play == "baseline":
-                result = {k: v for k, v in result.items() if k not in ("examples", "environment")}
+                result = {k: v for k, v in result.items() if k not in ("examples", "generations", "environment")}
             entry["result"] = result
         if play == "gate" and outcome.judgments:
             entry["result"] = {"judgments": [j.to_dict() for j in outcome.judgments]}
@@ -174,7 +174,8 @@ def build_lock(plan: Any, outcome: Any, previous: Lock | None, sections: dict[st
             "backend_version": cand["backend_version"],
             "config": cand["config"],
             "calibration": {"path": q.calibration.dataset.path, "sha256": cand["calibration_sha256"],
-                            "samples": cand["calibration_samples"], "seed": q.calibration.seed},
+                            "samples": cand["calibration_samples"], "seed": q.calibration.seed,
+                            **({"fit": fit} if (fit := (results.get(Play.PTQ) or {}).get("calibration_fit")) else {})},
             "protected_layers": list(cand["protected_layers"]),
             "quantized_layers": cand["quantized_layers"],
             "artifact": cand["artifact"],

@@ -71,11 +71,34 @@ class Plays(_Closed):
     monitor: PlayRecord
 
 
+class FitComparison(_Closed):
+    against: Literal["evaluation", "production"]
+    fit: float
+    length: float
+    unknown: float
+    hidden: float
+    segments: list[int]
+    chars_per_token: list[float]
+    unknown_rate: list[float]
+    hidden_shift: float
+
+
+class CalibrationFit(_Closed):
+    """``runners.base.CalibrationFit``: how well the calibration set matches the workload (docs/manifest.md)."""
+
+    fit: float = Field(ge=0, le=1, description="The lowest comparison's fit; 1: the calibration set looks like the workload to the model.")
+    min_fit: float = Field(description="quantization.calibration.min_fit when it was measured.")
+    low: bool
+    layers: list[int]
+    comparisons: list[FitComparison]
+
+
 class Calibration(_Closed):
     path: str
     sha256: str
     samples: int
     seed: int
+    fit: CalibrationFit | None = Field(None, description="The ptq play's calibration fit (absent in locks written before it was measured).")
 
 
 class Artifact(_Closed):
@@ -182,6 +205,13 @@ class Lock(_Closed):
 
     def play(self, name: str) -> PlayRecord:
         return getattr(self.plays, Play(name).value)
+
+    def calibration_fit(self, ptq_key: str) -> CalibrationFit | None:
+        """The calibration fit the ptq play recorded under ``ptq_key`` (None: other key, or none recorded)."""
+        entry = self.plays.ptq
+        if entry.cache_key != ptq_key or not entry.result or not entry.result.get("calibration_fit"):
+            return None
+        return CalibrationFit.model_validate(entry.result["calibration_fit"])
 
     def data(self) -> dict[str, Any]:
         """The lock as the plain data it was written from (for templates and rewriting)."""

@@ -19,7 +19,7 @@ from compiler.files import sha256_of
 from compiler.playbook.cachekeys import Facts, cache_keys, gather_facts, uncacheable
 from compiler.playbook.funnel import DONE, Exploration, Route, explore
 from compiler.playbook.gate import judge
-from compiler.playbook.lockmodel import Lock
+from compiler.playbook.lockmodel import CalibrationFit, Lock
 from compiler.vocabulary import CANDIDATE_PLAYS, MODEL_PLAYS, PLAY_SIGNERS, PLAYS, Decision, PlanStatus, Play, Verdict
 
 PLAN_SCHEMA_VERSION = 1
@@ -57,6 +57,7 @@ class Plan:
     exploration: Exploration = field(repr=False, default_factory=Exploration)
     provenance: str = "unverified: no store"  # or "verified against the store"
     trusted: dict[str, bool] | None = field(repr=False, default=None)  # what execute may take from the lock
+    warnings: tuple[str, ...] = ()  # what a reviewer should know before running (a low calibration fit)
 
     def play(self, name: str) -> PlayPlan:
         return next(p for p in self.plays if p.name == name)
@@ -78,6 +79,7 @@ class Plan:
             "provenance": self.provenance,
             "plays": [p.to_dict() for p in self.plays],
             "summary": {s: [p.name for p in self.plays if p.status == s] for s in ("run", "cached", "skipped")},
+            "warnings": list(self.warnings),
         }
 
 
@@ -117,25 +119,27 @@ def known_results(journal: Any, lock: Lock | None, trusted: dict[str, bool] | No
 def resolve_backend(loaded: Any) -> str:
     """``quantization.backend`` resolved for this envelope from the backends' declared capabilities
     (the same answer on every machine, installed or not), or ``InvalidInput`` at that key."""
-    from runners.registry import capable, refusals, resolve
+    from runners.registry import BACKENDS, capable, refusals, resolve
 
     m = loaded.manifest
     q = m.quantization
     methods = ("ptq",) + (("mixed_precision",) if m.mixed_precision.enabled else ()) + (("qat",) if m.qat.enabled else ())
     target = (m.envelope.device, q.weights, q.activations, m.model.task)
-    name = resolve(q.backend, *target, methods, group_size=q.group_size)
+    name = resolve(q.backend, *target, methods, group_size=q.group_size, algorithm=q.algorithm)
     if name is not None:
         return name
-    what = f"weights={q.weights} activations={q.activations} for task {m.model.task!r} on {m.envelope.device}"
-    why = "; ".join(refusals(q.backend, *target, methods, group_size=q.group_size))
+    what = f"weights={q.weights} activations={q.activations} with algorithm {q.algorithm} for task {m.model.task!r} on {m.envelope.device}"
+    why = "; ".join(refusals(q.backend, *target, methods, group_size=q.group_size, algorithm=q.algorithm))
     if q.backend != "auto":
         detail = f"backend {q.backend!r} cannot run {what} ({why})"
-        can = capable(*target, methods[0], group_size=q.group_size)
+        can = capable(*target, methods[0], group_size=q.group_size, algorithm=q.algorithm)
         if can:
             detail += f"; backends that can: {', '.join(can)}"
     else:
         detail = f"no registered backend can run {what} ({why})"
-    raise InvalidInput(_problem_at(loaded, ("quantization", "backend"), detail))
+    # The algorithm is the cause when no backend runs it on this device at all (awq on a cpu envelope).
+    runs_here = any(q.algorithm in b.capabilities.algorithms and m.envelope.device in b.capabilities.devices for b in BACKENDS.values())
+    raise InvalidInput(_problem_at(loaded, ("quantization", "algorithm" if not runs_here else "backend"), detail))
 
 
 def _problem_at(loaded: Any, path: tuple[str, str], message: str) -> Problem:
@@ -233,6 +237,23 @@ def known_outcomes(m: Any, results: dict[Play, dict]) -> dict[Play, str]:
     return outcomes
 
 
+def fit_warnings(m: Any, ptq: dict | None) -> tuple[str, ...]:
+    """A warning when the recorded ptq result (this cache key's) measured a calibration fit below
+    ``quantization.calibration.min_fit``."""
+    recorded = (ptq or {}).get("calibration_fit")
+    if not recorded:
+        return ()
+    fit = CalibrationFit.model_validate(recorded)
+    calibration = m.quantization.calibration
+    if fit.fit >= calibration.min_fit:
+        return ()
+    views = "; ".join(f"{c.against} {c.fit:.2f}: length {c.length:.2f}, unknown tokens {c.unknown:.2f}, hidden states {c.hidden:.2f}"
+                      for c in fit.comparisons)
+    return (f"ptq: calibration fit {fit.fit:.2f} is below quantization.calibration.min_fit {calibration.min_fit:g} ({views}): "
+            f"{calibration.dataset.path} does not look like the workload to the model; calibrate on inputs like the "
+            f"evaluation set, or lower min_fit, or set on_low_fit: fail to refuse it",)
+
+
 def candidate_of(play: str, result: dict) -> dict | None:
     """The candidate a play's result holds (mixed precision: its best; QAT: its candidate)."""
     if play == Play.MIXED_PRECISION:
@@ -316,4 +337,5 @@ def make_plan(loaded: Any, lock: Lock | None = None, journal: Any = None, truste
         for p in PLAYS
     )
     return Plan(name=m.metadata.name, manifest_path=loaded.display_path, manifest_sha256=loaded.sha256, backend=backend,
-                facts=facts, keys=keys, plays=plays, manifest=m, exploration=ways, provenance=verified, trusted=trusted)
+                facts=facts, keys=keys, plays=plays, manifest=m, exploration=ways, provenance=verified, trusted=trusted,
+                warnings=fit_warnings(m, results.get(Play.PTQ)))

@@ -8,6 +8,8 @@
   and the gate's bar.
 - ``sensitivity.png`` (when play 5 ranked layers): the proxy error per layer (its unit on the axis),
   the layers kept at fp32 marked.
+- ``position_buckets.png`` (causal-lm on format text): perplexity by token position in the window,
+  the fp32 baseline and every candidate (``compiler.report.behaviour``).
 
 matplotlib is the ``report`` extra, imported only when there is something to plot; without it the
 report renders its tables only. PNGs are byte-deterministic for the same lock and matplotlib (Agg,
@@ -46,6 +48,8 @@ def write_plots(folder: Path, lock: Any, root: Path | None = None) -> tuple[dict
         wanted["mixed_precision"] = (_curve, (7, 5.2))
     if view["sensitivity"]:
         wanted["sensitivity"] = (_sensitivity, (7, 4.6))
+    if view["behaviour"]["series"]:
+        wanted["position_buckets"] = (_position_buckets, (6, 3.4))
     if not wanted or importlib.util.find_spec("matplotlib") is None:
         return {}, []
     import matplotlib
@@ -165,6 +169,12 @@ def _curve(fig, lock: dict, view: dict) -> None:
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title("Mixed precision: quality and size vs layers kept at fp32 (filled: passed the gate)", fontsize=8)
     fig.tight_layout()
+
+
+def _position_buckets(fig, lock: dict, view: dict) -> None:
+    from compiler.report.behaviour import draw_buckets
+
+    draw_buckets(fig, view["behaviour"])
 
 
 def _sensitivity(fig, lock: dict, view: dict) -> None:

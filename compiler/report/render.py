@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from compiler.report.behaviour import behaviour_view, mermaid_buckets
 from compiler.report.context import EXAMPLE_NOUN, PER_EXAMPLE, Context, load_context
 from compiler.report.escape import code, md, mention, prose
 
@@ -424,7 +425,7 @@ def report_view(lock: Any, plan: Any | None = None, root: Path | None = None) ->
     if lock is None:
         view.update(accepted=None, rows=[], facts={}, points=[], judgments=[], envelope=None, curve=[], sensitivity=[], why=[],
                     degraded={"rows": []}, environment=None, final=None, by_play=[], evaluations=None, next_step=None,
-                    manifest=None, protected=[], mermaid=None, what="")
+                    manifest=None, protected=[], mermaid=None, what="", behaviour={"rows": [], "series": []}, mermaid_buckets=None)
         view["verdict"], view["decision"] = _headline(None, plan, None, "")
         return view
     judged = {j["candidate"]: j["decision"] for j in _judgments(lock)}
@@ -441,6 +442,7 @@ def report_view(lock: Any, plan: Any | None = None, root: Path | None = None) ->
     view["cap_layers"] = mp.get("cap_layers")
     sens = mp.get("sensitivity") or {}
     view["final"] = lock.get("final")
+    view["calibration_fit"] = _result(lock, "ptq").get("calibration_fit")  # runners.calibration_fit, measured by ptq
     view["protected"] = list((lock.get("final") or {}).get("protected_layers") or ())
     view["sensitivity"] = sorted(sens.items(), key=lambda kv: (-kv[1], kv[0]))
     view["degraded"] = _degraded(lock, candidate, ctx)
@@ -451,6 +453,8 @@ def report_view(lock: Any, plan: Any | None = None, root: Path | None = None) ->
     view["manifest"] = lock.get("manifest")
     view["results_sha256"] = lock.get("results_sha256")
     view["mermaid"] = mermaid_tradeoff(view["points"], view["facts"], view["judgments"], candidate)
+    view["behaviour"] = behaviour_view(lock)
+    view["mermaid_buckets"] = mermaid_buckets(view["behaviour"])
     # A wrong move locked only because the manifest says why: the reviewers see that reason up front.
     view["accepted"] = next((w.split(": ", 1)[1].strip("'\"") for j in _judgments(lock) if j.get("candidate") == candidate
                              for w in j.get("warnings") or [] if w.startswith(ACCEPTED)), None)

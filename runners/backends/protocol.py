@@ -56,6 +56,7 @@ class Capabilities:
     default_group_size: int = DEFAULT_INT4_GROUP  # the int4 group used when the manifest leaves it unset
     needs_calibration: bool = False  # True: prepare() derives statistics from the calibration examples
     needs_accelerator: bool = False  # True: building needs a GPU even when the envelope is cpu
+    algorithms: tuple[str, ...] = ("rtn",)  # quantization.algorithm values it runs (runners.registry.ALGORITHMS)
 
     @property
     def weights(self) -> tuple[str, ...]:
@@ -76,6 +77,7 @@ class LayerPlan:
     group_size: int | None
     quantized: tuple[str, ...]  # module names quantized
     protected: tuple[str, ...]  # module names kept at full precision
+    algorithm: str = "rtn"  # quantization.algorithm (a backend runs the ones its capabilities declare)
 
     @property
     def int4_group(self) -> int:

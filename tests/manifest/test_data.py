@@ -176,7 +176,9 @@ def test_text_format_needs_only_text(repo, demo_text, capsys):
     tokenizer (the window count is the runner's)."""
     from manifest_support import REPO_ROOT
 
-    _setup(repo, {"data/w.raw": "", "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf": "x"})
+    prompts = (REPO_ROOT / "data" / "prompts" / "format-json.jsonl").read_text()
+    _setup(repo, {"data/w.raw": "", "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf": "x",
+                  "data/prompts/format-json.jsonl": prompts})
     text = (REPO_ROOT / "manifests" / "smollm2-wikitext.yaml").read_text().replace("data/wikitext-2/wiki.test.raw", "data/w.raw")
     write(repo, text)
     code, _, err = validate(capsys, "--root", str(repo), str(repo / "manifests" / "m.yaml"))
@@ -194,7 +196,7 @@ def test_percent_with_perplexity_asks_for_relative(repo, capsys):
     write(repo, text.replace("  relative: true\n", "").replace("max_drop: 0.05", "max_drop: 5%"))
     code, _, err = validate(capsys, "--root", str(repo), str(repo / "manifests" / "m.yaml"))
     assert code == 2
-    assert err.splitlines()[0] == ("manifests/m.yaml:55:13: gate.max_drop: '5%' is a percentage, but gate drops are in metric units "
+    assert err.splitlines()[0] == ("manifests/m.yaml:65:13: gate.max_drop: '5%' is a percentage, but gate drops are in metric units "
                                    "unless relative: true: set 'relative: true' and write 0.05 (a fraction of 1: 5% of the baseline)")
 
 

@@ -15,7 +15,7 @@ from compiler.report.render import render_comment_markdown, render_plan_markdown
 
 EVIL = "<img src=x onerror=alert(1)> @everyone | approved | [x](javascript:1)"
 
-PLAN_KEYS = ["schema_version", "name", "manifest", "manifest_sha256", "backend", "loads_model", "provenance", "plays", "summary"]
+PLAN_KEYS = ["schema_version", "name", "manifest", "manifest_sha256", "backend", "loads_model", "provenance", "plays", "summary", "warnings"]
 PLAY_KEYS = ["number", "name", "title", "status", "trigger", "why", "condition", "owners", "cache_key"]
 
 

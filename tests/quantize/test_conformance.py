@@ -84,7 +84,8 @@ def _quant(case: Case, repo_root: Path, protected: str, seed: int = 0) -> QuantS
     # Text roles only, so the same file calibrates every task.
     data = DatasetSpec(path=str(repo_root / "data/stsb/sts-train.tsv"), format="tsv", columns={"text_a": 5, "text_b": 6})
     return QuantSpec(weights=case.weights, activations=case.activations, group_size=None, backend=case.backend,
-                     calibration=data, samples=CALIBRATION_SAMPLES, seed=seed, protected_layers=(protected,))
+                     calibration=data, samples=CALIBRATION_SAMPLES, seed=seed, protected_layers=(protected,),
+                     algorithm=BACKENDS[case.backend].capabilities.algorithms[0])
 
 
 @dataclasses.dataclass
@@ -247,6 +248,22 @@ def test_a_backend_that_needs_no_calibration_builds_the_same_weights_from_any_ca
     first = _build(case, models, repo_root, tmp_path / "a" / "artifacts", seed=0)
     other = _build(case, models, repo_root, tmp_path / "b" / "artifacts", seed=1)
     assert first.weight_files == other.weight_files
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_a_backend_that_needs_calibration_builds_other_weights_from_another_calibration(name, tiny_model, minilm_dir,
+                                                                                       repo_root, tmp_path):
+    """``needs_calibration=True`` is a claim too: the drawn examples change the weights it builds."""
+    if _runs_here(name):
+        pytest.skip(_runs_here(name))
+    caps = BACKENDS[name].capabilities
+    if not caps.needs_calibration:
+        pytest.skip(f"{name} declares that it does not use the calibration examples")
+    case = Case("tiny", name, *caps.modes[0], caps.tasks[0])
+    models = Models(tiny_model, minilm_dir)
+    first = _build(case, models, repo_root, tmp_path / "a" / "artifacts", seed=0)
+    other = _build(case, models, repo_root, tmp_path / "b" / "artifacts", seed=1)
+    assert first.weight_files != other.weight_files
 
 
 @pytest.mark.parametrize("name", BACKEND_NAMES)

@@ -47,9 +47,10 @@ def test_nothing_builds_fp8_on_cpu_and_the_refusal_says_why():
     assert registry.resolve("auto", "cpu", "fp8", "none", "sentence-similarity") is None
     lines = registry.refusals("auto", "cpu", "fp8", "none", "sentence-similarity")
     assert len(lines) == len(registry.BACKENDS)
-    assert all("fp8" in line for line in lines)
+    assert all("fp8" in line or "does not run algorithm rtn" in line for line in lines)
     # Per backend: one that cannot is named even when another can.
-    assert [line.split(":")[0] for line in registry.refusals("auto", "cpu", "int8", "none", "causal-lm")] == ["onnxruntime"]
+    assert [line.split(":")[0] for line in registry.refusals("auto", "cpu", "int8", "none", "causal-lm")] == [
+        "onnxruntime", "gptq", "llm-compressor"]  # gptq and llm-compressor: not the rtn algorithm
     assert registry.refusals("tensorrt", "cpu", "int8", "none", "sentence-similarity") == [
         f"tensorrt: not a registered backend (known: {', '.join(registry.BACKEND_NAMES)})"]
 
@@ -87,6 +88,9 @@ def test_installed_backends_are_not_missing_and_report_their_versions(name):
     import importlib.metadata
 
     backend = registry.BACKENDS[name]
+    if backend.capabilities.needs_accelerator:  # the gpu extra belongs to GPU runners' own environment
+        assert backend.capabilities.extra == "gpu" and "quantgate[gpu]" in (registry.missing(name) or "quantgate[gpu]")
+        pytest.skip(f"{name} needs an accelerator; its extra is not installed beside the CPU stack")
     assert registry.missing(name) is None  # the test environment installs the run extra
     assert registry.versions(name) == {d: importlib.metadata.version(d) for d in backend.capabilities.distributions}
     assert registry.version(name) == importlib.metadata.version(backend.capabilities.distributions[0])
@@ -108,3 +112,23 @@ def _quant(backend: str):
     weights, activations = registry.BACKENDS[backend].capabilities.modes[0]
     return QuantSpec(weights=weights, activations=activations, group_size=None, backend=backend,
                      calibration=DatasetSpec(path="/nonexistent", format="tsv"), samples=1, seed=0)
+
+
+def test_accelerator_only_algorithms_are_refused_on_a_cpu_envelope_in_words():
+    """AWQ and SmoothQuant are declared as needing a GPU: plan refuses them on a CPU envelope before
+    anything runs, and says what to use instead; on a cuda envelope they resolve to llm-compressor."""
+    for algorithm, weights, activations in (("awq", "int4", "none"), ("smoothquant", "int8", "dynamic-int8")):
+        assert registry.resolve("auto", "cpu", weights, activations, "causal-lm", algorithm=algorithm) is None
+        lines = registry.refusals("auto", "cpu", weights, activations, "causal-lm", algorithm=algorithm)
+        assert f"llm-compressor: {algorithm} needs an accelerator: llm-compressor builds it on cuda only, and this envelope's device is cpu" \
+            " (on a CPU, use algorithm gptq or rtn)" in lines
+        assert registry.resolve("auto", "cuda", weights, activations, "causal-lm", algorithm=algorithm) == "llm-compressor"
+
+
+def test_gptq_is_chosen_by_the_algorithm_and_refuses_what_it_does_not_build():
+    assert registry.resolve("auto", "cpu", "int4", "none", "causal-lm", ("ptq", "mixed_precision"), 64, algorithm="gptq") == "gptq"
+    assert registry.resolve("auto", "cpu", "int4", "none", "causal-lm", group_size=64) == "torchao"  # rtn stays the default
+    assert registry.resolve("auto", "cpu", "int4", "none", "sentence-similarity", algorithm="gptq") is None
+    assert registry.BACKENDS["gptq"].refusal("cpu", "int8", "dynamic-int8", "causal-lm", algorithm="gptq") == (
+        "gptq cannot build int8 weights with dynamic-int8 activations (it offers int4 weights with none activations, "
+        "int8 weights with none activations)")
