@@ -225,7 +225,11 @@ def judge(candidate: str, metric: str, lower_is_better: bool, baseline: dict, qu
     reasons.append(f"hardest slice {_fmt(quality['hardest'])} vs baseline {_fmt(baseline['hardest'])}: drop {_fmt(d_hard)}{unit}, allowed {_fmt(gate.hardest_max_drop)}" + ("" if hardest_ok else f", close up to {_fmt(gate.hardest_max_drop + slack)}"))
 
     checks = behaviour_checks(baseline, quality, gate, slack)
-    reasons.extend(reason for _, _, reason in checks)
+    if overall_ok and hardest_ok:  # the primary metric passed: a missed behaviour check is the headline
+        reasons[:0] = [reason for ok, _, reason in checks if not ok]
+        reasons.extend(reason for ok, _, reason in checks if ok)
+    else:
+        reasons.extend(reason for _, _, reason in checks)
 
     memory_ok = True
     if performance is not None and envelope is not None:

@@ -197,3 +197,23 @@ def test_text_calibration_is_windows_disjoint_from_what_skip_passes_over(tiny_lm
     q = quant(10**6)
     with pytest.raises(RunnerInputError, match="skip passes over"):
         window_calibration(draw_calibration(q, "causal-lm"), q, tiny_lm.tokenizer, 64)
+
+
+def test_a_protected_layer_is_kept_and_the_layers_after_it_are_solved_again(tiny_lm, tmp_path):
+    """Mixed precision with GPTQ: each candidate is one solve, so protecting a layer keeps it at full
+    precision *and* re-solves every later decoder layer against what the partly-protected model feeds
+    it; the layers before it are solved exactly as without protection."""
+    import torch
+
+    from runners.backends import gptq_backend
+
+    prepared = gptq_backend.prepare(tiny_lm.model, tiny_lm.tokenizer, "causal-lm", _records(0), tmp_path)
+    layers = tiny_lm.info.quantizable_layers
+    protected = "model.layers.0.mlp.down_proj"
+    full = prepared.quantize(_plan(tiny_lm))
+    mixed = prepared.quantize(_plan(tiny_lm, protected=(protected,)))
+    modules = dict(mixed.model.named_modules())
+    assert type(modules[protected].weight).__name__ == "Parameter"  # plain float weights
+    assert torch.equal(modules[protected].weight, dict(tiny_lm.model.named_modules())[protected].weight)
+    assert all(torch.equal(full.solved[n].qdata, mixed.solved[n].qdata) for n in layers if ".layers.0." in n and n != protected)
+    assert all(not torch.equal(full.solved[n].qdata, mixed.solved[n].qdata) for n in layers if ".layers.1." in n)
