@@ -343,8 +343,11 @@ def _headline(lock: dict | None, plan: dict | None, candidate: str | None, numbe
         return verdict, decision + (f" {numbers}" if numbers else "")
     step = lock.get("next_step")
     tried = f" ({candidate} was the last candidate tried)" if candidate else ""
+    judgments = ((((lock.get("plays") or {}).get("gate") or {}).get("result") or {}).get("judgments") or [])
+    reasons = judgments[-1].get("reasons") if judgments else None
+    why = f" The gate's first reason: {prose(reasons[0])}." if reasons else ""
     return (f"❌ Refused: nothing ships{tried}",
-            "how to proceed." + (f" Next step: {prose(step)}" if step else "") + (f" {numbers}" if numbers else ""))
+            "how to proceed." + why + (f" Next step: {prose(step)}" if step else "") + (f" {numbers}" if numbers else ""))
 
 
 def _decision_numbers(facts: dict) -> str:

@@ -27,3 +27,26 @@ def test_gptq_resolves_to_the_gptq_backend(repo, capsys):
     repo.edit("algorithm: awq", "algorithm: gptq")
     assert main(["plan", str(repo.manifest), "--root", str(repo.root), "--format", "json"]) == 0
     assert '"backend": "gptq"' in capsys.readouterr().out
+
+
+def test_the_report_says_how_a_gptq_candidate_was_built_and_where_its_gpu_checkpoint_is(repo):
+    import dataclasses
+
+    from fake_runner import FakeRunner, Script
+
+    from compiler import api
+
+    extra = {"algorithm": "gptq", "calibration_windows": 64, "calibration_tokens": 16384, "act_order": True,
+             "checkpoint": "compressed-tensors", "checkpoint_format": "compressed-tensors pack-quantized",
+             "checkpoint_max_abs_diff": 0.0, "shape_protected": ["encoder.layer.0.attention.self.query"]}
+
+    class GptqRunner(FakeRunner):
+        def ptq(self, *args, **kwargs):
+            result = super().ptq(*args, **kwargs)
+            return dataclasses.replace(result, config={**result.config, **extra})
+
+    api.run(repo.manifest, runner=GptqRunner(Script(), root=repo.root), root=repo.root)
+    report = (repo.root / "reports" / "demo" / "report.md").read_text()
+    assert "- algorithm: gptq on 64 calibration windows (16384 tokens), activation order on" in report
+    assert "/compressed-tensors` (compressed-tensors pack-quantized, the same integers and scales; its logits match the CPU artifact's within 0" in report
+    assert "- kept at fp32 because their input width is not a multiple of the group size: `encoder.layer.0.attention.self.query`" in report
