@@ -72,7 +72,7 @@ class Segments:
     rows: bool  # row data (token counts vary and mean something)
 
 
-def text_windows(n_tokens: int, length: int, stride: int | None = None, limit: int | None = None) -> list[tuple[int, int]]:
+def text_windows(n_tokens: int, length: int, stride: int | None = None, limit: int | None = None, skip: int = 0) -> list[tuple[int, int]]:
     """Token spans [begin, end) of ``length`` tokens: advancing by ``stride`` (the evaluation's
     windows, the first ``limit``), else non-overlapping; a final short window is kept only if it is
     at least half a window."""
@@ -84,21 +84,22 @@ def text_windows(n_tokens: int, length: int, stride: int | None = None, limit: i
             spans.append((begin, end))
         if end >= n_tokens:
             break
+    spans = spans[skip:]
     return spans[:limit] if limit is not None else spans
 
 
 def segments_of(records: Sequence[Record], dataset_format: str, tokenizer: Any, sequence_length: int, rng: random.Random,
-                max_segments: int = MAX_SEGMENTS, stride: int | None = None, limit: int | None = None) -> Segments:
+                max_segments: int = MAX_SEGMENTS, stride: int | None = None, limit: int | None = None, skip: int = 0) -> Segments:
     """At most ``max_segments`` segments of ``records`` (see the module docstring), drawn with ``rng``."""
     if dataset_format == "text":
         text = "".join(r.text for r in records)[:MAX_TEXT_CHARS]
-        needed = None if limit is None else (limit - 1) * (stride or sequence_length) + sequence_length
+        needed = None if limit is None else (skip + limit - 1) * (stride or sequence_length) + sequence_length
         ids = []
         if needed is not None:  # the first windows only: tokenize a generous prefix (16 characters a token)
             ids = tokenizer(text[:needed * 16], add_special_tokens=False, return_attention_mask=False)["input_ids"]
         if needed is None or (len(ids) <= needed and len(text) > needed * 16):
             ids = tokenizer(text, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        spans = text_windows(len(ids), sequence_length, stride, limit)
+        spans = text_windows(len(ids), sequence_length, stride, limit, skip)
         chosen = sorted(rng.sample(range(len(spans)), min(max_segments, len(spans))))
         windows = [tuple(ids[b:e]) for b, e in (spans[i] for i in chosen)]
         chars = [len(tokenizer.decode(list(w))) for w in windows]
@@ -249,14 +250,14 @@ def compare(against: str, cal: Segments, other: Segments, cal_hidden: list[Any],
 def calibration_fit(model: Any, tokenizer: Any, calibration: tuple[Sequence[Record], str],
                     evaluation: tuple[Sequence[Record], str], *, sequence_length: int, min_fit: float,
                     production: tuple[Sequence[Record], str] | None = None, stride: int | None = None,
-                    limit: int | None = None, seed: int = 0, max_segments: int = MAX_SEGMENTS,
+                    limit: int | None = None, skip: int = 0, seed: int = 0, max_segments: int = MAX_SEGMENTS,
                     layers: int = LAYERS) -> CalibrationFit:
     """The calibration set (records, format) against the evaluation set (its scored windows for
-    ``text``: ``stride``, ``limit``) and, when given, a production sample. Deterministic for ``seed``."""
+    ``text``: ``stride``, ``skip``, ``limit``) and, when given, a production sample. Deterministic for ``seed``."""
     length = max(2, min(sequence_length, 512))
     cal = segments_of(calibration[0], calibration[1], tokenizer, length, random.Random(seed), max_segments)
     others = [("evaluation", segments_of(evaluation[0], evaluation[1], tokenizer, length, random.Random(seed + 1),
-                                         max_segments, stride=stride, limit=limit))]
+                                         max_segments, stride=stride, limit=limit, skip=skip))]
     if production is not None:
         others.append(("production", segments_of(production[0], production[1], tokenizer, length,
                                                  random.Random(seed + 2), max_segments)))

@@ -207,6 +207,7 @@ class Quantizer:
         fit = calibration_fit(self.loaded.model, self.loaded.tokenizer, (self.calibration.records, calibration_format),
                               dataset_records(self.evaluation.dataset, task), sequence_length=self.evaluation.sequence_length,
                               min_fit=quant.min_fit, stride=self.evaluation.stride, limit=self.evaluation.dataset.limit,
+                              skip=self.evaluation.dataset.skip,
                               production=dataset_records(quant.production, task) if quant.production else None, seed=quant.seed)
         if fit.low and quant.on_low_fit == "fail":
             raise RunnerInputError(

@@ -100,6 +100,10 @@ def test_text_windows_of_the_evaluation_are_the_scored_ones(tiny, repo_root):
 
     assert text_windows(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert text_windows(10, 4, stride=2, limit=2) == [(0, 4), (2, 6)]
+    assert text_windows(10, 4, stride=2, limit=2, skip=1) == [(2, 6), (4, 8)]  # evaluation.dataset.skip, like the scorer
+    from runners.tasks import windows
+
+    assert [(b, e) for b, e, _ in windows(1000, 100, 50)[3:7]] == text_windows(1000, 100, 50, limit=4, skip=3)
     import random
 
     wiki = [Record(id="text", text=(repo_root / "data/wikitext-2/wiki.test.raw").read_text(encoding="utf-8"))]
