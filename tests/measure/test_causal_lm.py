@@ -54,6 +54,24 @@ def test_sliding_window_perplexity_matches_transformers_loss(repo_root, smollm, 
     assert 5 < outcome.quality.value < 200  # a language model, not noise (vocab 49152)
 
 
+def test_windows_that_do_not_overlap_and_a_skip_score_like_transformers(repo_root, smollm, tmp_path):
+    """stride == sequence_length: each window is scored on its own (all but its first token), which is
+    what transformers' loss on that window computes; ``skip`` passes over whole windows. (This
+    setting used to crash: a window tried to score its first token from nothing.)"""
+    path = tmp_path / "wiki.head.raw"
+    path.write_bytes(b"".join((repo_root / "data/wikitext-2/wiki.test.raw").read_bytes().splitlines(keepends=True)[:60]))
+    spec = EvalSpec(task="causal-lm", metric="perplexity", lower_is_better=True,
+                    dataset=DatasetSpec(path=str(path), format="text", limit=2, skip=1),
+                    hardest_fraction=0.1, batch_size=2, sequence_length=LENGTH, stride=LENGTH)
+    outcome = evaluate(smollm.forward, smollm.tokenizer, spec, None)
+    ids = smollm.tokenizer(path.read_bytes().decode("utf-8"), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        second = torch.tensor([ids[LENGTH:2 * LENGTH]])  # window 1: the first one after the skipped window 0
+        loss = smollm.model(input_ids=second, labels=second).loss.item()
+    assert outcome.quality.n_examples == 2
+    assert outcome.examples[0].score == pytest.approx(-loss, abs=1e-4)
+
+
 def test_exact_match_agrees_with_greedy_decoding(smollm, tmp_path):
     tokenizer = smollm.tokenizer
     prompt = "The capital of France is"
