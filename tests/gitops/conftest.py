@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .git_isolation import isolate_git
 from .github_server import FakeGitHub
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,17 +25,7 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_git(tmp_path_factory, monkeypatch):
-    home = tmp_path_factory.mktemp("githome")
-    config = home / "gitconfig"
-    config.write_text(
-        "[user]\n\tname = Test Person\n\temail = person@example.com\n"
-        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[advice]\n\tdetachedHead = false\n"
-    )
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for key in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_EVENT_PATH", "GITHUB_HEAD_REF",
-                "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL"):
-        monkeypatch.delenv(key, raising=False)
+    isolate_git(tmp_path_factory.mktemp("githome"), monkeypatch)
 
 
 @pytest.fixture
