@@ -1,4 +1,4 @@
-"""The playbook's closed vocabulary, defined once: plays, roles, decisions and statuses.
+"""The playbook's closed vocabulary, defined once: plays, roles, decisions and statuses (and the shape of a GitHub login).
 
 Every module imports these names from here; none spells its own list. Members are ``str`` values
 (``Play.PTQ == "ptq"``), so they read and write as the plain strings the manifest, plan JSON and lock
@@ -127,3 +127,8 @@ class Verdict(StrEnum):
 class SignoffStatus(StrEnum):
     PENDING = "pending"
     COMPLETE = "complete"
+
+
+#: A GitHub login (a user, or the organisation part of ``org/team``): the regex text the manifest's
+#: owner check and the report's mention escaping both build on.
+GITHUB_LOGIN = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"

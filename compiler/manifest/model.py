@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from compiler.errors import FieldErrors
 from compiler.manifest.quantities import parse_duration, parse_size
-from compiler.vocabulary import PLAY_SIGNERS, Play
+from compiler.vocabulary import GITHUB_LOGIN, PLAY_SIGNERS, Play
 from runners.base import DEFAULT_MIN_FIT
 from runners.registry import ALGORITHMS, BACKEND_NAMES
 
@@ -52,9 +52,8 @@ CALIBRATION_COLUMNS: dict[str, tuple[str, ...]] = {
     "causal-lm": ("prompt",),
 }
 
-_LOGIN = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
 _TEAM = r"[A-Za-z0-9_.-]{1,100}"
-OWNER_RE = re.compile(rf"^@(?:{_LOGIN}|{_LOGIN}/{_TEAM})$")
+OWNER_RE = re.compile(rf"^@(?:{GITHUB_LOGIN}|{GITHUB_LOGIN}/{_TEAM})$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 
-#: A GitHub login or ``org/team`` (``compiler.manifest.model.OWNER_RE`` without the ``@``).
-_LOGIN = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
-_OWNER = re.compile(rf"@{_LOGIN}(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+from compiler.vocabulary import GITHUB_LOGIN
+
+#: A GitHub login or ``org/team`` with its ``@`` (``compiler.manifest.model.OWNER_RE`` unanchored).
+_OWNER = re.compile(rf"@{GITHUB_LOGIN}(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
 _MENTION = re.compile(rf"(?<![A-Za-z0-9`_]){_OWNER.pattern}")
 _ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 _ALWAYS = re.compile(r"([`*~\[])")
