@@ -73,17 +73,14 @@ class Segments:
 
 
 def text_windows(n_tokens: int, length: int, stride: int | None = None, limit: int | None = None, skip: int = 0) -> list[tuple[int, int]]:
-    """Token spans [begin, end) of ``length`` tokens: advancing by ``stride`` (the evaluation's
-    windows, the first ``limit``), else non-overlapping; a final short window is kept only if it is
-    at least half a window."""
-    step = stride or length
-    spans = []
-    for begin in range(0, max(n_tokens - 1, 1), step):
-        end = min(begin + length, n_tokens)
-        if end - begin >= max(2, length // 2) or not spans:
-            spans.append((begin, end))
-        if end >= n_tokens:
-            break
+    """Token spans [begin, end) of ``length`` tokens: the evaluation's own windows
+    (``runners.tasks.windows`` advancing by ``stride``, after ``skip``, the first ``limit``), else
+    non-overlapping ones; a final short window is kept only if it is at least half a window."""
+    from runners.tasks import windows
+
+    spans = [(begin, end) for begin, end, _ in windows(n_tokens, length, stride or length)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < max(2, length // 2):
+        spans.pop()
     spans = spans[skip:]
     return spans[:limit] if limit is not None else spans
 
