@@ -193,6 +193,12 @@ def capable(device: str, weights: str, activations: str, task: str, method: str 
     return [n for n, b in BACKENDS.items() if b.supports(device, weights, activations, task, method, group_size, algorithm)]
 
 
+def algorithm_builds_on(algorithm: str, device: str) -> bool:
+    """Whether any registered backend runs ``algorithm`` on ``device`` (False for awq on a cpu envelope:
+    the algorithm itself, not the backend choice, is what cannot run there)."""
+    return any(algorithm in b.capabilities.algorithms and device in b.capabilities.devices for b in BACKENDS.values())
+
+
 def resolve(requested: str, device: str, weights: str, activations: str, task: str, methods: tuple[str, ...] = ("ptq",),
             group_size: int | None = None, algorithm: str = "rtn") -> str | None:
     """The backend a manifest's ``backend:`` means for this envelope, or None when none can.

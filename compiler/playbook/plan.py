@@ -119,7 +119,7 @@ def known_results(journal: Any, lock: Lock | None, trusted: dict[str, bool] | No
 def resolve_backend(loaded: Any) -> str:
     """``quantization.backend`` resolved for this envelope from the backends' declared capabilities
     (the same answer on every machine, installed or not), or ``InvalidInput`` at that key."""
-    from runners.registry import BACKENDS, capable, refusals, resolve
+    from runners.registry import algorithm_builds_on, capable, refusals, resolve
 
     m = loaded.manifest
     q = m.quantization
@@ -137,9 +137,8 @@ def resolve_backend(loaded: Any) -> str:
             detail += f"; backends that can: {', '.join(can)}"
     else:
         detail = f"no registered backend can run {what} ({why})"
-    # The algorithm is the cause when no backend runs it on this device at all (awq on a cpu envelope).
-    runs_here = any(q.algorithm in b.capabilities.algorithms and m.envelope.device in b.capabilities.devices for b in BACKENDS.values())
-    raise InvalidInput(_problem_at(loaded, ("quantization", "algorithm" if not runs_here else "backend"), detail))
+    cause = "backend" if algorithm_builds_on(q.algorithm, m.envelope.device) else "algorithm"
+    raise InvalidInput(_problem_at(loaded, ("quantization", cause), detail))
 
 
 def _problem_at(loaded: Any, path: tuple[str, str], message: str) -> Problem:
