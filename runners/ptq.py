@@ -80,13 +80,13 @@ def window_calibration(calibration: Calibration, quant: QuantSpec, tokenizer: An
     order; each becomes a record holding the window's text (what every backend's prepare receives)."""
     text = "".join(r.text for r in calibration.records)
     ids = tokenizer(text, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    skip = quant.calibration.skip
     spans = [(b, b + length) for b in range(0, len(ids) - length + 1, length)]
-    usable = spans[quant.calibration.skip:]
+    usable = spans[skip:]
     if not usable:
         raise RunnerInputError(f"quantization.calibration: the text holds {len(spans)} windows of {length} tokens and skip passes over "
-                               f"{quant.calibration.skip}: none is left to calibrate on", quant.calibration.path)
+                               f"{skip}: none is left to calibrate on", quant.calibration.path)
     chosen = sorted(random.Random(quant.seed).sample(range(len(usable)), min(quant.samples, len(usable))))
-    skip = quant.calibration.skip
     records = tuple(Record(id=f"window-{skip + i}", text=tokenizer.decode(ids[usable[i][0]:usable[i][1]]), line=1) for i in chosen)
     return dataclasses.replace(calibration, records=records, samples=len(records), windows=True)
 
@@ -148,8 +148,8 @@ class Quantizer:
         if self.shape_protected:
             progress(0, 0, f"{len(self.shape_protected)} layer(s) kept at full precision: their input width is not a multiple of "
                            f"the group size {group} ({', '.join(self.shape_protected[:3])}{', ...' if len(self.shape_protected) > 3 else ''})")
-        self.protected = tuple(n for n in self.layers if n in set(resolve_protected(tuple(quant.protected_layers), self.layers))
-                               | set(self.shape_protected))
+        keep = set(resolve_protected(tuple(quant.protected_layers), self.layers)) | set(self.shape_protected)
+        self.protected = tuple(n for n in self.layers if n in keep)
         self.workdir = Path(tempfile.mkdtemp(prefix="quantgate-quantize-"))
         self._prepared: Any = None
 

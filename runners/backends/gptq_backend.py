@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.backends import in_place, torchao_backend
-from runners.backends.gptq_solver import Grid, Solved, solve
+from runners.backends.gptq_solver import BLOCK, DAMP, Grid, Solved, solve
 from runners.backends.protocol import Forward, LayerPlan
 from runners.base import RunnerError, RunnerInputError
 from runners.datasets import Record
@@ -216,10 +216,13 @@ def _intx_tensor(result: Solved, grid: Grid) -> Any:
 class Quantized(in_place.ModuleCandidate):
     """The GPTQ candidate; keeps what the compressed-tensors checkpoint is written from."""
 
-    full: Any = None  # the full-precision model (the checkpoint's non-quantized tensors)
-    tokenizer: Any = None
-    solved: dict[str, Solved]
-    stats: dict[str, Any]
+    def __init__(self, model: Any, plan: LayerPlan, task: str, *, full: Any, tokenizer: Any, solved: dict[str, Solved],
+                 stats: dict[str, Any]):
+        super().__init__(model, plan, task)
+        self.full = full  # the full-precision model (the checkpoint's non-quantized tensors)
+        self.tokenizer = tokenizer
+        self.solved = solved
+        self.stats = stats
 
     def save(self, directory: Path) -> dict[str, Any]:
         import torch
@@ -301,16 +304,14 @@ class Prepared:
         module = copy.deepcopy(self.model)
         solved = gptq_(module, plan, self.windows)
         module.eval()
-        candidate = Quantized(module, plan, self.task)
-        candidate.full, candidate.tokenizer, candidate.solved = self.model, self.tokenizer, solved
         grid = grid_of(plan)
-        candidate.stats = {
+        stats = {
             "algorithm": "gptq", "group_size": grid.group, "bits": grid.bits, "symmetric": True,
-            "act_order": ACT_ORDER, "dampening": 0.01, "block": 128,
+            "act_order": ACT_ORDER, "dampening": DAMP, "block": BLOCK,
             "calibration_windows": len(self.windows), "calibration_tokens": int(sum(len(w) for w in self.windows)),
             "proxy_loss": round(sum(s.proxy_loss for s in solved.values()), 6),
         }
-        return candidate
+        return Quantized(module, plan, self.task, full=self.model, tokenizer=self.tokenizer, solved=solved, stats=stats)
 
 
 def prepare(model: Any, tokenizer: Any, task: str, calibration: Sequence[Record], workdir: Path) -> Prepared:

@@ -52,9 +52,7 @@ def recipe(plan: LayerPlan, algorithm: str, output_layer: str) -> list[Any]:
 class Quantized(in_place.ModuleCandidate):
     def save(self, directory: Path) -> dict[str, Any]:
         self.model.save_pretrained(directory, save_compressed=True)
-        return {"algorithm": self.algorithm, "format": "compressed-tensors", "weights_files": [WEIGHTS_FILE]}
-
-    algorithm = ""
+        return {"algorithm": self.plan.algorithm, "format": "compressed-tensors", "weights_files": [WEIGHTS_FILE]}
 
 
 class Prepared:
@@ -73,9 +71,7 @@ class Prepared:
         data = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})
         oneshot(model=model, dataset=data, recipe=recipe(plan, plan.algorithm, output_name), max_seq_length=MAX_TOKENS,
                 num_calibration_samples=len(self.texts))
-        candidate = Quantized(model, plan, self.task)
-        candidate.algorithm = plan.algorithm
-        return candidate
+        return Quantized(model, plan, self.task)
 
 
 def prepare(model: Any, tokenizer: Any, task: str, calibration: Sequence[Record], workdir: Path) -> Prepared:

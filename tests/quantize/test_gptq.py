@@ -177,7 +177,7 @@ def test_layers_whose_width_misses_the_group_are_protected_and_recorded():
     assert shape_protected(layers, columns, "int8", None) == ()
 
 
-def test_text_calibration_is_windows_disjoint_from_what_skip_passes_over(tiny_lm, repo_root):
+def test_text_calibration_is_windows_disjoint_from_what_skip_passes_over(tiny_lm):
     """Format text calibration: ``samples`` windows of ``sequence_length`` tokens, drawn after ``skip``
     windows, deterministic for a seed; a skip beyond the text is a located input error."""
     from runners.base import DatasetSpec, QuantSpec, RunnerInputError
